@@ -1,0 +1,217 @@
+"""Generate the Hasura half of ``schema.graphql`` from ``tables.py``.
+
+The real Prefect Server's Apollo gateway stitches two schemas: the one Hasura (v2.1)
+generates from the Postgres tables, and the GraphQL service's hand-written SDL. This
+module writes the first half with Hasura's naming rules (``<table>``, ``<table>_by_pk``,
+``<table>_bool_exp``, ``<scalar>_comparison_exp``, ``<table>_order_by``, ``order_by``,
+``<table>_select_column``; ``path`` argument on ``jsonb`` columns; ``distinct_on``,
+``limit``, ``offset``, ``order_by`` and ``where`` on array relationships).
+
+Not generated (the double does not implement them, so it does not declare them):
+``<table>_aggregate`` fields and types, Hasura's insert/update/delete mutations,
+subscriptions, and ordering by array-relationship aggregates.
+
+Regenerate after editing ``tables.py``::
+
+    python -m tests.prefect_api_double.sdlgen
+
+The test suite checks that the committed file is up to date.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List
+
+from .tables import (
+    INTERVAL,
+    JSONB,
+    SCALARS,
+    STRING,
+    TABLES,
+    TIMESTAMPTZ,
+    UUID,
+    Table,
+)
+
+SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
+BEGIN = "# ---- BEGIN GENERATED HASURA PART (python -m tests.prefect_api_double.sdlgen) ----"
+END = "# ---- END GENERATED HASURA PART ----"
+
+_BASIC_OPS = ("_eq", "_gt", "_gte", "_lt", "_lte", "_neq")
+_STRING_OPS = (
+    "_ilike",
+    "_iregex",
+    "_like",
+    "_nilike",
+    "_niregex",
+    "_nlike",
+    "_nregex",
+    "_nsimilar",
+    "_regex",
+    "_similar",
+)
+
+
+def _comparison_exp(scalar: str) -> str:
+    fields = {op: scalar for op in _BASIC_OPS}
+    fields["_in"] = f"[{scalar}!]"
+    fields["_nin"] = f"[{scalar}!]"
+    fields["_is_null"] = "Boolean"
+    if scalar == STRING:
+        fields.update({op: "String" for op in _STRING_OPS})
+    if scalar == JSONB:
+        fields.update(
+            {
+                "_cast": "jsonb_cast_exp",
+                "_contained_in": "jsonb",
+                "_contains": "jsonb",
+                "_has_key": "String",
+                "_has_keys_all": "[String!]",
+                "_has_keys_any": "[String!]",
+            }
+        )
+    body = "\n".join(f"  {name}: {typ}" for name, typ in sorted(fields.items()))
+    doc = (
+        f'"""\nBoolean expression to compare columns of type "{scalar}". '
+        'All fields are combined with logical \'AND\'.\n"""'
+    )
+    return f"{doc}\ninput {scalar}_comparison_exp {{\n{body}\n}}\n"
+
+
+def _list_args(table: str) -> str:
+    return (
+        f"distinct_on: [{table}_select_column!], limit: Int, offset: Int, "
+        f"order_by: [{table}_order_by!], where: {table}_bool_exp"
+    )
+
+
+def _object_type(table: Table) -> str:
+    lines = []
+    entries = []
+    for col in table.columns:
+        typ = col.type + ("" if col.nullable else "!")
+        if col.type == JSONB:
+            entries.append((col.name, f'{col.name}("JSON select path" path: String): {typ}'))
+        else:
+            entries.append((col.name, f"{col.name}: {typ}"))
+    for name, rel in table.object_rels.items():
+        local = table.column(rel.local_col)
+        typ = rel.remote_table + ("" if local.nullable else "!")
+        entries.append((name, f'"An object relationship"\n  {name}: {typ}'))
+    for name, rel in table.array_rels.items():
+        entries.append(
+            (
+                name,
+                f'"An array relationship"\n  {name}({_list_args(rel.remote_table)}): '
+                f"[{rel.remote_table}!]!",
+            )
+        )
+    for _, text in sorted(entries):
+        lines.append(f"  {text}")
+    doc = f'"""\ncolumns and relationships of "{table.name}"\n"""'
+    return f"{doc}\ntype {table.name} {{\n" + "\n".join(lines) + "\n}\n"
+
+
+def _bool_exp(table: Table) -> str:
+    name = f"{table.name}_bool_exp"
+    fields = {
+        "_and": f"[{name}!]",
+        "_not": name,
+        "_or": f"[{name}!]",
+    }
+    for col in table.columns:
+        fields[col.name] = f"{col.type}_comparison_exp"
+    for rel_name, rel in table.object_rels.items():
+        fields[rel_name] = f"{rel.remote_table}_bool_exp"
+    for rel_name, rel in table.array_rels.items():
+        fields[rel_name] = f"{rel.remote_table}_bool_exp"
+    body = "\n".join(f"  {k}: {v}" for k, v in sorted(fields.items()))
+    doc = (
+        f'"""\nBoolean expression to filter rows from the table "{table.name}". '
+        'All fields are combined with a logical \'AND\'.\n"""'
+    )
+    return f"{doc}\ninput {name} {{\n{body}\n}}\n"
+
+
+def _order_by(table: Table) -> str:
+    fields = {col.name: "order_by" for col in table.columns}
+    for rel_name, rel in table.object_rels.items():
+        fields[rel_name] = f"{rel.remote_table}_order_by"
+    body = "\n".join(f"  {k}: {v}" for k, v in sorted(fields.items()))
+    doc = f'"""Ordering options when selecting data from "{table.name}"."""'
+    return f"{doc}\ninput {table.name}_order_by {{\n{body}\n}}\n"
+
+
+def _select_column(table: Table) -> str:
+    body = "\n".join(f'  "column name"\n  {c}' for c in sorted(table.column_names))
+    doc = f'"""\nselect columns of table "{table.name}"\n"""'
+    return f"{doc}\nenum {table.name}_select_column {{\n{body}\n}}\n"
+
+
+def _query_fields() -> str:
+    lines = []
+    for name in sorted(TABLES):
+        table = TABLES[name]
+        lines.append(f'  "fetch data from the table: \\"{name}\\""')
+        lines.append(f"  {name}({_list_args(name)}): [{name}!]!")
+        if table.primary_key:
+            pk_type = table.column(table.primary_key).type
+            lines.append(f'  "fetch data from the table: \\"{name}\\" using primary key columns"')
+            lines.append(f"  {name}_by_pk({table.primary_key}: {pk_type}!): {name}")
+    return "extend type Query {\n" + "\n".join(lines) + "\n}\n"
+
+
+def generate_hasura_sdl() -> str:
+    parts: List[str] = []
+    for scalar in (INTERVAL, JSONB, TIMESTAMPTZ, UUID):
+        parts.append(f"scalar {scalar}\n")
+    parts.append(
+        '"""column ordering options"""\n'
+        "enum order_by {\n"
+        '  "in ascending order, nulls last"\n  asc\n'
+        '  "in ascending order, nulls first"\n  asc_nulls_first\n'
+        '  "in ascending order, nulls last"\n  asc_nulls_last\n'
+        '  "in descending order, nulls first"\n  desc\n'
+        '  "in descending order, nulls first"\n  desc_nulls_first\n'
+        '  "in descending order, nulls last"\n  desc_nulls_last\n'
+        "}\n"
+    )
+    parts.append("input jsonb_cast_exp {\n  String: String_comparison_exp\n}\n")
+    for scalar in SCALARS:
+        parts.append(_comparison_exp(scalar))
+    for name in sorted(TABLES):
+        table = TABLES[name]
+        parts.append(_object_type(table))
+        parts.append(_bool_exp(table))
+        parts.append(_order_by(table))
+        parts.append(_select_column(table))
+    parts.append(_query_fields())
+    return "\n".join(parts)
+
+
+def render(current: str) -> str:
+    """Return ``current`` (the schema file's text) with its generated part replaced."""
+    head, sep, rest = current.partition(BEGIN)
+    if not sep:
+        raise ValueError(f"{SCHEMA_PATH.name} has no line {BEGIN!r}")
+    _, sep, tail = rest.partition(END)
+    if not sep:
+        raise ValueError(f"{SCHEMA_PATH.name} has no line {END!r}")
+    return f"{head}{BEGIN}\n\n{generate_hasura_sdl()}\n{END}{tail}"
+
+
+def main() -> int:
+    text = SCHEMA_PATH.read_text()
+    new = render(text)
+    if new != text:
+        SCHEMA_PATH.write_text(new)
+        print(f"rewrote {SCHEMA_PATH}")
+    else:
+        print(f"{SCHEMA_PATH} is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
