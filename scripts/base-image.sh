@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Print the base image the Dockerfile should be built FROM, making sure it is present.
+#
+#   1. BASE_IMAGE if it is already present, or can be pulled (a workstation: the real,
+#      pinned conda distribution);
+#   2. otherwise, with OFFLINE_BASE=auto (the default), a base built locally from Debian
+#      packages (a host with no registry, like CI), built once and then reused.
+#
+# OFFLINE_BASE=never fails instead of falling back; OFFLINE_BASE=always skips step 1.
+# Diagnostics go to stderr; stdout is only the image name.
+set -euo pipefail
+
+DOCKER=${DOCKER:-docker}
+BASE_IMAGE=${BASE_IMAGE:?BASE_IMAGE must be set}
+LOCAL_BASE_IMAGE=${LOCAL_BASE_IMAGE:-prefect-agent-base:bookworm}
+OFFLINE_BASE=${OFFLINE_BASE:-auto}
+here=$(cd "$(dirname "$0")" && pwd)
+
+present() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+
+case "$OFFLINE_BASE" in
+    auto | never | always) ;;
+    *) echo "error: OFFLINE_BASE must be auto, never or always (got '$OFFLINE_BASE')" >&2; exit 2 ;;
+esac
+
+if [ "$OFFLINE_BASE" != always ]; then
+    if present "$BASE_IMAGE"; then
+        echo "$BASE_IMAGE"
+        exit 0
+    fi
+    if pull_error=$("$DOCKER" pull --quiet "$BASE_IMAGE" 2>&1 >/dev/null); then
+        echo "$BASE_IMAGE"
+        exit 0
+    fi
+    if [ "$OFFLINE_BASE" = never ]; then
+        echo "error: cannot pull $BASE_IMAGE: $pull_error" >&2
+        exit 1
+    fi
+    echo "base-image: cannot pull $BASE_IMAGE (${pull_error##*: }); using the offline base $LOCAL_BASE_IMAGE" >&2
+fi
+
+if ! present "$LOCAL_BASE_IMAGE"; then
+    DOCKER="$DOCKER" "$here/local-base-image.sh" "$LOCAL_BASE_IMAGE"
+fi
+echo "$LOCAL_BASE_IMAGE"
