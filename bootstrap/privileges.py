@@ -1,0 +1,112 @@
+"""Drop root for the runtime user, keeping access to a mounted Docker socket.
+
+The image starts as root only for this: a Docker socket mounted from the host belongs to
+the host's docker group, whose id the image cannot know in advance. As root, the
+entrypoint adds that group id to the runtime user's groups and then switches to the user
+for good. Started as non-root (``--user``, Kubernetes ``runAsUser``) nothing changes.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Tuple
+from urllib.parse import urlsplit
+
+from bootstrap.errors import BootstrapError
+from bootstrap.log import logger
+
+DEFAULT_SOCKET = Path("/var/run/docker.sock")
+RUNTIME_USER_ENV = "PREFECT_AGENT_USER"
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str
+    uid: int
+    gid: int
+    groups: Tuple[int, ...]
+    home: str
+
+
+@dataclass(frozen=True)
+class SocketInfo:
+    path: Path
+    uid: int
+    gid: int
+    mode: int
+
+
+def docker_socket_path(environ: Mapping[str, str]) -> Path:
+    parts = urlsplit(environ.get("DOCKER_HOST", ""))
+    return Path(parts.path) if parts.scheme == "unix" and parts.path else DEFAULT_SOCKET
+
+
+def plan_identity(
+    user: pwd.struct_passwd,
+    user_groups: Sequence[int],
+    socket: Optional[SocketInfo],
+) -> Tuple[Optional[Identity], str]:
+    """Decide who to become, as root. Returns (identity or None to stay root, reason)."""
+    groups = sorted({user.pw_gid, *user_groups})
+    if socket is None:
+        reason = "no Docker socket mounted"
+    elif socket.mode & stat.S_IRGRP and socket.mode & stat.S_IWGRP:
+        groups = sorted({*groups, socket.gid})
+        reason = f"Docker socket {socket.path} usable through its group {socket.gid}"
+    elif socket.uid == user.pw_uid:
+        reason = f"Docker socket {socket.path} owned by {user.pw_name}"
+    else:
+        # Only its owner can use this socket (e.g. mode 0600 root:root): non-root where the
+        # socket allows, so this is the one case that keeps root.
+        return None, (
+            f"Docker socket {socket.path} (mode {socket.mode & 0o777:o}, owner "
+            f"{socket.uid}) is usable by its owner only: staying root"
+        )
+    identity = Identity(user.pw_name, user.pw_uid, user.pw_gid, tuple(groups), user.pw_dir)
+    return identity, reason
+
+
+def socket_info(path: Path) -> Optional[SocketInfo]:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    if not stat.S_ISSOCK(info.st_mode):
+        return None
+    return SocketInfo(path, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode))
+
+
+def drop_privileges(environ: Mapping[str, str]) -> None:
+    """As root, become the runtime user (plus the socket's group). Otherwise do nothing."""
+    if os.getuid() != 0:
+        return
+    name = environ.get(RUNTIME_USER_ENV)
+    if not name:
+        logger.warning("%s is not set: running as root", RUNTIME_USER_ENV)
+        return
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        raise BootstrapError(f"{RUNTIME_USER_ENV}={name!r}: no such user in the image") from None
+    user_groups = [group.gr_gid for group in grp.getgrall() if name in group.gr_mem]
+    socket = socket_info(docker_socket_path(environ))
+    identity, reason = plan_identity(user, user_groups, socket)
+    if identity is None:
+        logger.warning("%s", reason)
+        return
+    os.setgroups(list(identity.groups))
+    os.setgid(identity.gid)
+    os.setuid(identity.uid)  # last: after this there is no way back to root
+    os.environ.update(HOME=identity.home, USER=identity.user, LOGNAME=identity.user)
+    logger.debug(
+        "Running as %s (uid %d, groups %s): %s",
+        identity.user,
+        identity.uid,
+        list(identity.groups),
+        reason,
+    )

@@ -1,0 +1,185 @@
+"""The Prefect Server's API: where it is (from Prefect's configuration) and how to talk to it.
+
+The bootstrap deliberately does not import prefect (0.5-0.8 s); it speaks the same GraphQL
+over HTTP that prefect's ``Client`` does, and hands the resolved URL to the agent with
+``--api`` so both always use the same server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+import requests
+
+from bootstrap.errors import ApiError, ServerUnavailableError
+
+# Prefect 1.x defaults (prefect/config.toml): [server] host, port; [cloud] api = server.endpoint.
+DEFAULT_SERVER_HOST = "http://localhost"
+DEFAULT_SERVER_PORT = "4200"
+REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read: seconds
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Where the Prefect API is and how to authenticate (Prefect Server usually needs no key)."""
+
+    url: str
+    api_key: Optional[str] = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"ApiConfig(url={self.url!r}, api_key={'***' if self.api_key else None})"
+
+
+def _prefect_env(environ: Mapping[str, str], name: str) -> Optional[str]:
+    # Prefect expands $VARS in environment values (prefect.configuration.interpolate_env_vars).
+    value = environ.get(name)
+    if value is None or value == "":
+        return None
+    return os.path.expanduser(os.path.expandvars(value))
+
+
+def resolve_api(environ: Mapping[str, str]) -> ApiConfig:
+    """Resolve the API URL exactly as prefect 1.x does with ``backend = "server"``.
+
+    ``PREFECT__CLOUD__API`` wins; otherwise ``PREFECT__SERVER__ENDPOINT``; otherwise
+    ``PREFECT__SERVER__HOST`` + ``:`` + ``PREFECT__SERVER__PORT``.
+    """
+    url = _prefect_env(environ, "PREFECT__CLOUD__API") or _prefect_env(
+        environ, "PREFECT__SERVER__ENDPOINT"
+    )
+    if url is None:
+        host = _prefect_env(environ, "PREFECT__SERVER__HOST") or DEFAULT_SERVER_HOST
+        port = _prefect_env(environ, "PREFECT__SERVER__PORT") or DEFAULT_SERVER_PORT
+        url = f"{host}:{port}"
+    return ApiConfig(url=url, api_key=_prefect_env(environ, "PREFECT__CLOUD__API_KEY"))
+
+
+class GraphQLErrors(ApiError):
+    """The API answered with GraphQL errors (HTTP 200 with an ``errors`` list)."""
+
+    def __init__(self, messages: List[str]):
+        self.messages = messages
+        super().__init__("; ".join(messages))
+
+    def has(self, message: str) -> bool:
+        return any(message in item for item in self.messages)
+
+
+class PrefectApi:
+    """Minimal GraphQL client for a Prefect Server (the subset of prefect's ``Client``)."""
+
+    def __init__(self, config: ApiConfig, session: Optional[requests.Session] = None):
+        self.config = config
+        self._session = session or requests.Session()
+        self._session.headers["Content-Type"] = "application/json"
+        if config.api_key:
+            self._session.headers["Authorization"] = f"Bearer {config.api_key}"
+
+    @property
+    def url(self) -> str:
+        return self.config.url
+
+    def execute(self, query: str, variables: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        """POST a document; return its ``data`` or raise a BootstrapError subclass."""
+        # Like prefect's Client: variables travel as a JSON string ("null" when absent).
+        body = {"query": query, "variables": json.dumps(variables)}
+        try:
+            response = self._session.post(self.url, json=body, timeout=REQUEST_TIMEOUT)
+        except requests.RequestException as exc:
+            raise ServerUnavailableError(_describe_request_error(exc)) from exc
+        if response.status_code >= 500:
+            raise ServerUnavailableError(f"HTTP {response.status_code} {response.reason}")
+        if response.status_code != 200:
+            raise ApiError(f"HTTP {response.status_code} {response.reason}: {_excerpt(response)}")
+        try:
+            payload = response.json()
+        except ValueError:
+            raise ApiError(f"the answer is not JSON: {_excerpt(response)}") from None
+        if not isinstance(payload, dict) or not ("data" in payload or "errors" in payload):
+            raise ApiError(f"the answer is not a GraphQL response: {_excerpt(response)}")
+        if payload.get("errors"):
+            raise GraphQLErrors([_error_message(error) for error in payload["errors"]])
+        data = payload.get("data")
+        if not isinstance(data, dict):
+            raise ApiError(f"the answer has no data: {_excerpt(response)}")
+        return data
+
+    def hello(self) -> str:
+        """The cheapest query the server answers (the agent sends it too)."""
+        data = self.execute("query { hello }")
+        if not isinstance(data.get("hello"), str):
+            raise ApiError(f"unexpected answer to 'query {{ hello }}': {data!r}")
+        return data["hello"]
+
+
+def _error_message(error: Any) -> str:
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"]
+    return json.dumps(error)[:300]
+
+
+def _excerpt(response: requests.Response, limit: int = 200) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+def _describe_request_error(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connection timed out"
+    if isinstance(exc, requests.ReadTimeout):
+        return "no answer within the read timeout"
+    text = str(exc)
+    # urllib3 buries the reason: "... NewConnectionError(...: [Errno 111] Connection refused')"
+    errno = re.search(r"\[Errno -?\d+\] [^'\")]+", text)
+    if errno:
+        return errno.group(0)
+    resolve = re.search(r"NameResolutionError\([^:]+: ([^'\")]+)", text)
+    return resolve.group(1) if resolve else text
+
+
+# The server answers a duplicate tenant slug or project name with exactly this message.
+UNIQUENESS_VIOLATION = "Uniqueness violation."
+
+
+def find_or_create(
+    what: str,
+    find: Callable[[], Optional[str]],
+    create: Callable[[], Dict[str, Any]],
+    payload_field: str,
+) -> Tuple[str, bool]:
+    """Return ``(id, created)`` for an object that must exist exactly once.
+
+    Looks it up first; creates it if missing. When another bootstrap creates it between
+    the lookup and the mutation, the server answers ``Uniqueness violation.`` and the
+    object the other one created is used: concurrent starts converge on one object.
+    """
+    existing = find()
+    if existing:
+        return existing, False
+    try:
+        data = create()
+    except GraphQLErrors as exc:
+        if not exc.has(UNIQUENESS_VIOLATION):
+            raise ApiError(f"creating {what} failed: {exc}") from None
+        existing = find()
+        if not existing:
+            raise ApiError(
+                f"creating {what} failed with {UNIQUENESS_VIOLATION!r}, yet it does not exist"
+            ) from None
+        return existing, False
+    created = (data.get(payload_field) or {}).get("id")
+    if not created:
+        raise ApiError(f"unexpected answer to {payload_field}: {data!r}")
+    return created, True
+
+
+def first_id(data: Dict[str, Any], field: str) -> Optional[str]:
+    """The id of the first row of a Hasura list query, or None if there is none."""
+    rows = data.get(field)
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise ApiError(f"unexpected answer to the {field} query: {rows!r}")
+    return rows[0].get("id") if rows else None
