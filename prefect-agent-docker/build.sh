@@ -1,0 +1,109 @@
+#!/bin/sh
+# Build steps of the Dockerfile's builder stages. Never copied into a final image.
+#
+#   build.sh create-env PREFIX PYTHON_VERSION LOCK   conda env (conda base) or venv (plain base)
+#   build.sh install-locked PREFIX LOCK [OVERRIDE...]
+#   build.sh install-lume-services PREFIX LOCK REPOSITORY VERSION
+#   build.sh with-ca COMMAND...                 run COMMAND trusting the extra CA, if any
+#
+# The extra CA certificate (for TLS-intercepting proxies) arrives as the BuildKit secret
+# "extra_ca" at /run/secrets/extra_ca. It is appended to a temporary copy of the system
+# bundle that is deleted when the step ends, so it never lands in a layer.
+set -eu
+
+EXTRA_CA=/run/secrets/extra_ca
+
+die() {
+    echo "build.sh: error: $*" >&2
+    exit 1
+}
+
+with_ca() {
+    if [ -s "$EXTRA_CA" ]; then
+        bundle=$(mktemp /tmp/ca-bundle.XXXXXX)
+        trap 'rm -f "$bundle"' EXIT INT TERM
+        for system_bundle in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt; do
+            if [ -s "$system_bundle" ]; then
+                cat "$system_bundle" >>"$bundle"
+                break
+            fi
+        done
+        cat "$EXTRA_CA" >>"$bundle"
+        # pip, requests, uv, conda and urllib each read a different variable.
+        SSL_CERT_FILE=$bundle PIP_CERT=$bundle REQUESTS_CA_BUNDLE=$bundle \
+            CONDA_SSL_VERIFY=$bundle "$@"
+    else
+        "$@"
+    fi
+}
+
+create_env() {
+    prefix=$1 python_version=$2 lock=$3
+    if command -v conda >/dev/null 2>&1; then
+        echo "build.sh: conda base: creating conda env $prefix with python=$python_version" >&2
+        conda create --yes --quiet --prefix "$prefix" "python=$python_version" pip
+        conda clean --all --yes --quiet
+    else
+        interpreter=$(command -v "python$python_version" || true)
+        [ -n "$interpreter" ] || die "the base image has no conda and no python$python_version;" \
+            "use a conda base or set PYTHON_VERSION to the base's Python ($(python3 --version 2>&1))"
+        echo "build.sh: plain base: creating venv $prefix with $interpreter" >&2
+        "$interpreter" -m venv "$prefix"
+    fi
+    # uv installs everything else; bring the locked uv in with the env's own pip.
+    uv_pin=$(grep -E '^uv==' "$lock")
+    [ -n "$uv_pin" ] || die "no uv pin in $lock"
+    "$prefix/bin/python" -m pip install --quiet --no-cache-dir --disable-pip-version-check "$uv_pin"
+}
+
+install_locked() {
+    prefix=$1 lock=$2
+    shift 2
+    overrides=$(mktemp)
+    for override in "$@"; do
+        echo "$override" >>"$overrides"
+    done
+    "$prefix/bin/uv" pip install --python "$prefix/bin/python" --compile-bytecode \
+        --requirement "$lock" --override "$overrides"
+    rm -f "$overrides"
+}
+
+install_lume_services() {
+    prefix=$1 lock=$2 repository=$3 version=$4
+    if [ -z "$version" ]; then
+        echo "build.sh: LUME_SERVICES_VERSION not set: lume-services not installed" >&2
+        return 0
+    fi
+    url="${repository%/}/archive/refs/tags/${version}.tar.gz"
+    archive="/tmp/lume-services-${version}.tar.gz"
+    echo "build.sh: downloading lume-services $version from $url" >&2
+    # Download first, so a missing tag or an unreachable repository gets its own message.
+    "$prefix/bin/python" - "$url" "$archive" <<'PY' || exit 1
+import sys, urllib.error, urllib.request
+url, target = sys.argv[1], sys.argv[2]
+try:
+    with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
+        out.write(response.read())
+except urllib.error.HTTPError as exc:
+    hint = " (is LUME_SERVICES_VERSION a tag of that repository?)" if exc.code == 404 else ""
+    sys.exit(f"build.sh: error: lume-services archive {url}: HTTP {exc.code} {exc.reason}{hint}")
+except (urllib.error.URLError, OSError) as exc:
+    reason = getattr(exc, "reason", exc)
+    sys.exit(f"build.sh: error: cannot reach LUME_SERVICES_REPOSITORY for {url}: {reason}")
+PY
+    # The lock constrains shared dependencies, so lume-services cannot move prefect or pydantic.
+    "$prefix/bin/uv" pip install --python "$prefix/bin/python" --compile-bytecode \
+        --constraint "$lock" "$archive" ||
+        die "installing lume-services $version from $url failed (see uv's message above)"
+    rm -f "$archive"
+}
+
+command=${1:?usage: build.sh create-env|install-locked|install-lume-services|with-ca ...}
+shift
+case "$command" in
+    create-env) create_env "$@" ;;
+    install-locked) install_locked "$@" ;;
+    install-lume-services) install_lume_services "$@" ;;
+    with-ca) with_ca "$@" ;;
+    *) die "unknown step '$command'" ;;
+esac
