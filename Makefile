@@ -1,0 +1,136 @@
+# Prefect 1.x agent image and bootstrap toolkit.  `make help` lists the targets.
+#
+# Every variable below can be overridden: `make build PREFECT_VERSION=1.2.4 IMAGE=my/agent`.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Images ------------------------------------------------------------------------------------
+IMAGE ?= prefect-agent
+DEV_TAG ?= dev
+PROD_TAG ?= prod
+RUN_IMAGE ?= $(IMAGE):$(DEV_TAG)
+
+# Build-args ---------------------------------------------------------------------------------
+# The pinned default base is a real conda distribution. Without a registry (OFFLINE_BASE=auto)
+# the build falls back to a Debian base made locally from Debian packages.
+BASE_IMAGE ?= condaforge/miniforge3:26.3.2-3
+LOCAL_BASE_IMAGE ?= prefect-agent-base:bookworm
+OFFLINE_BASE ?= auto
+PYTHON_VERSION ?= 3.11
+PREFECT_VERSION ?= 1.2.4
+LUME_SERVICES_REPOSITORY ?= https://github.com/slaclab/lume-services
+LUME_SERVICES_VERSION ?=
+# CA certificate(s) a TLS-intercepting proxy needs, handed to the build as a BuildKit secret
+# (never stored in an image). Defaults to the host's own bundle: the build trusts what the
+# host trusts. Set it empty to pass none.
+EXTRA_CA_CERT ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+EXTRA_BUILD_FLAGS ?=
+
+# Tools ---------------------------------------------------------------------------------------
+# A Docker client that can run BuildKit builds (see scripts/docker-cli.sh); resolved lazily,
+# after `engine` may have installed one.
+DOCKER ?= $(shell scripts/docker-cli.sh)
+VENV ?= .venv
+PYTHON ?= python3
+PYTEST_ARGS ?=
+ENV_FILE ?= $(wildcard .env)
+
+VCS_REF := $(or $(shell git rev-parse --verify --quiet HEAD 2>/dev/null),unknown)
+IMAGE_VERSION := $(or $(shell git describe --tags --always --dirty 2>/dev/null),0.0.0-dev)
+
+BUILD = DOCKER_BUILDKIT=1 $(DOCKER) build --network host --progress plain \
+	--file prefect-agent-docker/Dockerfile \
+	--build-arg BASE_IMAGE="$$(DOCKER=$(DOCKER) BASE_IMAGE=$(BASE_IMAGE) \
+		LOCAL_BASE_IMAGE=$(LOCAL_BASE_IMAGE) OFFLINE_BASE=$(OFFLINE_BASE) scripts/base-image.sh)" \
+	--build-arg PYTHON_VERSION=$(PYTHON_VERSION) \
+	--build-arg PREFECT_VERSION=$(PREFECT_VERSION) \
+	--build-arg LUME_SERVICES_REPOSITORY="$(LUME_SERVICES_REPOSITORY)" \
+	--build-arg LUME_SERVICES_VERSION="$(LUME_SERVICES_VERSION)" \
+	--build-arg IMAGE_VERSION=$(IMAGE_VERSION) \
+	--build-arg VCS_REF=$(VCS_REF) \
+	$(if $(EXTRA_CA_CERT),--secret id=extra_ca$(comma)src=$(EXTRA_CA_CERT)) \
+	$(EXTRA_BUILD_FLAGS)
+comma := ,
+
+# Settings handed to `make run` from the environment: BOOTSTRAP_*, PREFECT__*, EXTRA_*.
+PASS_ENV := $(shell env | grep -oE '^(BOOTSTRAP_|PREFECT__|EXTRA_|PIP_|CONDA_)[A-Za-z0-9_]*' | sort -u)
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: engine
+engine: ## Make sure a Docker engine answers (installs/starts one on a bare Debian host as root)
+	@scripts/docker-engine.sh
+
+.PHONY: base
+base: engine ## (Re)build the offline Debian base image from Debian packages
+	DOCKER=$(DOCKER) scripts/local-base-image.sh $(LOCAL_BASE_IMAGE)
+
+.PHONY: build
+build: engine ## Build the dev image ($(IMAGE):$(DEV_TAG))
+	$(BUILD) --target dev --tag $(IMAGE):$(DEV_TAG) .
+
+.PHONY: build-prod
+build-prod: engine ## Build the prod image ($(IMAGE):$(PROD_TAG))
+	$(BUILD) --target prod --tag $(IMAGE):$(PROD_TAG) .
+
+.PHONY: run
+run: engine ## Run the agent: socket mounted, host network, settings from env / ENV_FILE
+	$(DOCKER) run --rm --interactive $(if $(shell [ -t 0 ] && echo tty),--tty) \
+		--name $(IMAGE)-agent --network host \
+		--volume /var/run/docker.sock:/var/run/docker.sock \
+		--volume $(IMAGE)-cache:/var/cache/prefect-agent \
+		$(if $(ENV_FILE),--env-file $(ENV_FILE)) \
+		$(foreach name,$(PASS_ENV),--env $(name)) \
+		$(RUN_IMAGE)
+
+$(VENV)/.installed: pyproject.toml prefect-agent-docker/requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		"$$(grep -E '^uv==' prefect-agent-docker/requirements-dev.lock)"
+	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python \
+		--requirement prefect-agent-docker/requirements-dev.lock --editable .
+	touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the host virtualenv with the test and lint tools
+
+.PHONY: lint
+lint: venv ## Lint Python (ruff), the Dockerfile (hadolint) and shell scripts (shellcheck)
+	$(VENV)/bin/ruff check bootstrap tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check bootstrap tests $(wildcard bench)
+	$(VENV)/bin/hadolint prefect-agent-docker/Dockerfile
+	$(VENV)/bin/shellcheck scripts/*.sh prefect-agent-docker/*.sh .ci/run
+
+.PHONY: test
+test: lint build build-prod ## Run every test: unit, image, end-to-end (builds what they need)
+	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
+		$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+.PHONY: e2e
+e2e: venv build ## Run only the end-to-end scenario (agent image, API double, flow-run container)
+	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
+		$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: venv build build-prod ## Run the benchmarks; print ratios, write bench/results.json
+	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
+		$(VENV)/bin/python -m bench
+
+.PHONY: lock
+lock: venv ## Re-resolve the pinned dependency locks from pyproject.toml
+	$(VENV)/bin/uv pip compile --quiet pyproject.toml --extra image --universal \
+		--python-version 3.9 --custom-compile-command "make lock" \
+		--output-file prefect-agent-docker/requirements.lock
+	$(VENV)/bin/uv pip compile --quiet pyproject.toml --extra image --extra test --extra lint \
+		--universal --python-version 3.9 --custom-compile-command "make lock" \
+		--output-file prefect-agent-docker/requirements-dev.lock
+
+.PHONY: clean
+clean: ## Remove the images, the cache volume and the virtualenv
+	-$(DOCKER) image rm --force $(IMAGE):$(DEV_TAG) $(IMAGE):$(PROD_TAG) 2>/dev/null
+	-$(DOCKER) volume rm $(IMAGE)-cache 2>/dev/null
+	rm -rf $(VENV) .pytest_cache .ruff_cache
