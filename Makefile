@@ -13,9 +13,10 @@ PROD_TAG ?= prod
 RUN_IMAGE ?= $(IMAGE):$(DEV_TAG)
 
 # Build-args ---------------------------------------------------------------------------------
-# The pinned default base is a real conda distribution. Without a registry (OFFLINE_BASE=auto)
-# the build falls back to a Debian base made locally from Debian packages.
-BASE_IMAGE ?= condaforge/miniforge3:26.3.2-3
+# The pinned default base (a real conda distribution) is the Dockerfile's own ARG default.
+# Without a registry (OFFLINE_BASE=auto) the build falls back to a Debian base made locally
+# from Debian packages.
+BASE_IMAGE ?= $(shell sed -n 's/^ARG BASE_IMAGE=//p' prefect-agent-docker/Dockerfile)
 LOCAL_BASE_IMAGE ?= prefect-agent-base:bookworm
 OFFLINE_BASE ?= auto
 PYTHON_VERSION ?= 3.11
