@@ -1,0 +1,139 @@
+"""The benchmark harness: timing, medians, ratios, the results file and the README table.
+
+A suite is a module ``bench/suite_<name>.py`` with ``run(ctx: Context) -> None`` that calls
+``ctx.record(...)``. Every figure is the median of ``ctx.repeat`` runs; a figure with a
+``baseline`` (another figure's key, measured in the same run) also gets ``value/baseline``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results.json"
+README = ROOT / "README.md"
+TABLE_START = "<!-- bench:start -->"
+TABLE_END = "<!-- bench:end -->"
+
+
+@dataclass
+class Figure:
+    suite: str
+    key: str
+    label: str
+    value: float
+    unit: str
+    samples: List[float] = field(default_factory=list)
+    baseline: Optional[str] = None
+    ratio: Optional[float] = None
+    goal: Optional[str] = None
+    note: Optional[str] = None
+
+
+def median_time(function: Callable[[], object], repeat: int) -> List[float]:
+    """Wall-clock seconds of ``repeat`` calls."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+class Context:
+    def __init__(self, repeat: int):
+        self.repeat = repeat
+        self.figures: Dict[str, Figure] = {}
+        self.suite = ""
+        image = os.environ.get("IMAGE", "prefect-agent")
+        self.dev_image = f"{image}:{os.environ.get('DEV_TAG', 'dev')}"
+        self.prod_image = f"{image}:{os.environ.get('PROD_TAG', 'prod')}"
+        self.docker = (
+            os.environ.get("DOCKER")
+            or subprocess.run(
+                [str(ROOT / "scripts" / "docker-cli.sh")],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
+
+    def record(
+        self,
+        key: str,
+        label: str,
+        samples: List[float],
+        unit: str = "s",
+        baseline: Optional[str] = None,
+        goal: Optional[str] = None,
+        note: Optional[str] = None,
+    ) -> Figure:
+        value = statistics.median(samples)
+        figure = Figure(
+            self.suite, key, label, value, unit, list(samples), baseline, None, goal, note
+        )
+        if baseline is not None:
+            base = self.figures[baseline].value
+            figure.ratio = value / base if base else None
+        self.figures[key] = figure
+        ratio = f"  ({figure.ratio:.2f}x {self.figures[baseline].label})" if baseline else ""
+        print(f"  {label}: {_fmt(value, unit)}{ratio}", flush=True)
+        return figure
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    return f"{value:g} {unit}"
+
+
+def write_results(ctx: Context) -> None:
+    payload = {
+        "host": {
+            "machine": platform.machine(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "repeat": ctx.repeat,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "figures": [asdict(figure) for figure in ctx.figures.values()],
+    }
+    RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def markdown_table(ctx: Context) -> str:
+    lines = [
+        "| suite | figure | median | vs. baseline | goal |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for figure in ctx.figures.values():
+        ratio = (
+            f"{figure.ratio:.2f} x {ctx.figures[figure.baseline].label}"
+            if figure.ratio is not None and figure.baseline
+            else ""
+        )
+        lines.append(
+            f"| {figure.suite} | {figure.label} | {_fmt(figure.value, figure.unit)} | {ratio} | "
+            f"{figure.goal or ''} |"
+        )
+    return "\n".join(lines)
+
+
+def update_readme(ctx: Context) -> None:
+    text = README.read_text()
+    if TABLE_START not in text or TABLE_END not in text:
+        return
+    head, rest = text.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    stamp = f"_Measured {time.strftime('%Y-%m-%d')} by `make bench` (median of {ctx.repeat} runs)._"
+    README.write_text(f"{head}{TABLE_START}\n{stamp}\n\n{markdown_table(ctx)}\n{TABLE_END}{tail}")
