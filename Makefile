@@ -88,10 +88,12 @@ run: engine ## Run the agent: socket mounted, host network, settings from env / 
 		$(foreach name,$(PASS_ENV),--env $(name)) \
 		$(RUN_IMAGE)
 
-$(VENV)/.installed: pyproject.toml prefect-agent-docker/requirements-dev.lock
+$(VENV)/bin/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 		"$$(grep -E '^uv==' prefect-agent-docker/requirements-dev.lock)"
+
+$(VENV)/.installed: $(VENV)/bin/uv pyproject.toml prefect-agent-docker/requirements-dev.lock
 	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python \
 		--requirement prefect-agent-docker/requirements-dev.lock --editable .
 	touch $@
@@ -122,7 +124,7 @@ bench: venv build build-prod ## Run the benchmarks; print ratios, write bench/re
 		$(VENV)/bin/python -m bench
 
 .PHONY: lock
-lock: venv ## Re-resolve the pinned dependency locks from pyproject.toml
+lock: $(VENV)/bin/uv ## Re-resolve the pinned dependency locks from pyproject.toml
 	$(VENV)/bin/uv pip compile --quiet pyproject.toml --extra image --universal \
 		--python-version 3.9 --custom-compile-command "make lock" \
 		--output-file prefect-agent-docker/requirements.lock
