@@ -34,12 +34,29 @@ class ApiConfig:
         return f"ApiConfig(url={self.url!r}, api_key={'***' if self.api_key else None})"
 
 
+_VARIABLE = re.compile(r"\$(\w+|\{([^}]*)\})")
+
+
+def _expand(value: str, environ: Mapping[str, str]) -> str:
+    """``$NAME``/``${NAME}`` and ``~`` expansion, repeated until stable, as prefect does
+    (prefect.configuration.interpolate_env_vars); unknown names stay as they are."""
+
+    def variable(match: re.Match) -> str:
+        name = match.group(2) if match.group(2) is not None else match.group(1)
+        return environ.get(name, match.group(0))
+
+    while True:
+        expanded = os.path.expanduser(_VARIABLE.sub(variable, value))
+        if expanded == value:
+            return value
+        value = expanded
+
+
 def _prefect_env(environ: Mapping[str, str], name: str) -> Optional[str]:
-    # Prefect expands $VARS in environment values (prefect.configuration.interpolate_env_vars).
     value = environ.get(name)
     if value is None or value == "":
         return None
-    return os.path.expanduser(os.path.expandvars(value))
+    return _expand(value, environ)
 
 
 def resolve_api(environ: Mapping[str, str]) -> ApiConfig:
@@ -93,16 +110,20 @@ class PrefectApi:
             raise ServerUnavailableError(_describe_request_error(exc)) from exc
         if response.status_code >= 500:
             raise ServerUnavailableError(f"HTTP {response.status_code} {response.reason}")
-        if response.status_code != 200:
-            raise ApiError(f"HTTP {response.status_code} {response.reason}: {_excerpt(response)}")
         try:
             payload = response.json()
         except ValueError:
-            raise ApiError(f"the answer is not JSON: {_excerpt(response)}") from None
+            payload = None
+        # Apollo answers documents that fail validation with HTTP 400 and an errors list.
+        if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
+            if payload["errors"]:
+                raise GraphQLErrors([_error_message(error) for error in payload["errors"]])
+        if response.status_code != 200:
+            raise ApiError(f"HTTP {response.status_code} {response.reason}: {_excerpt(response)}")
+        if payload is None:
+            raise ApiError(f"the answer is not JSON: {_excerpt(response)}")
         if not isinstance(payload, dict) or not ("data" in payload or "errors" in payload):
             raise ApiError(f"the answer is not a GraphQL response: {_excerpt(response)}")
-        if payload.get("errors"):
-            raise GraphQLErrors([_error_message(error) for error in payload["errors"]])
         data = payload.get("data")
         if not isinstance(data, dict):
             raise ApiError(f"the answer has no data: {_excerpt(response)}")

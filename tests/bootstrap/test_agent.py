@@ -1,0 +1,166 @@
+"""The agent command line: built from settings, and accepted by prefect 1.2.4's own CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from prefect.cli.agent import agent as prefect_agent_cli
+
+from bootstrap.agent import (
+    SERVICE_ACCOUNT_TOKEN,
+    agent_launch,
+    check_docker,
+    check_kubernetes,
+    docker_base_url,
+)
+from bootstrap.errors import PreflightError
+from bootstrap.log import MASK
+from bootstrap.server import ApiConfig
+from bootstrap.settings import load_settings
+
+API = ApiConfig("http://127.0.0.1:4200/graphql")
+TENANT = "4c5e27e7-1c6c-4f8c-9c36-1d2a0f5a6b01"
+
+
+def prefect_parse(argv):
+    """Parse argv with prefect's real `prefect agent <type> start` command (no run)."""
+    assert argv[:2] == ("prefect", "agent")
+    kind, start, *options = argv[2:]
+    command = prefect_agent_cli.commands[kind].commands[start]
+    return command.make_context(start, list(options)).params
+
+
+def test_docker_agent_command_carries_every_setting() -> None:
+    settings = load_settings(
+        {
+            "agent_name": "lume-agent",
+            "agent_labels": ("gpu", "lume"),
+            "agent_address": "http://:9090",
+            "log_level": "DEBUG",
+            "max_polls": "5",
+            "no_cloud_logs": True,
+            "docker_base_url": "unix:///run/user/docker.sock",
+            "docker_no_pull": True,
+            "docker_volumes": ("/data:/data:ro", "cache:/cache"),
+            "docker_networks": ("host",),
+            "docker_client_timeout": "90",
+        }
+    )
+    launch = agent_launch(settings, API, TENANT, {})
+    params = prefect_parse(launch.argv)
+    assert params["api"] == API.url
+    assert params["tenant_id"] == TENANT
+    assert params["name"] == "lume-agent"
+    assert params["label"] == ("gpu", "lume")
+    assert params["agent_address"] == "http://:9090"
+    assert params["log_level"] == "DEBUG"
+    assert params["max_polls"] == 5
+    assert params["no_cloud_logs"] is True
+    assert params["base_url"] == "unix:///run/user/docker.sock"
+    assert params["no_pull"] is True
+    assert params["show_flow_logs"] is True
+    assert params["volumes"] == ("/data:/data:ro", "cache:/cache")
+    assert params["networks"] == ("host",)
+    assert params["docker_client_timeout"] == 90
+    assert launch.env["PREFECT__BACKEND"] == "server"
+    assert launch.env["PREFECT__CLOUD__API"] == API.url
+    assert launch.env["PREFECT__CLOUD__TENANT_ID"] == TENANT
+
+
+def test_kubernetes_agent_command() -> None:
+    settings = load_settings(
+        {
+            "agent_type": "kubernetes",
+            "kubernetes_namespace": "lume",
+            "kubernetes_service_account_name": "flow-runner",
+            "kubernetes_image_pull_secrets": ("regcred", "other"),
+            "kubernetes_delete_finished_jobs": False,
+        }
+    )
+    params = prefect_parse(agent_launch(settings, API, TENANT, {}).argv)
+    assert params["namespace"] == "lume"
+    assert params["service_account_name"] == "flow-runner"
+    assert params["image_pull_secrets"] == "regcred,other"
+    assert params["delete_finished_jobs"] is False  # --disable-job-deletion
+    assert "base_url" not in params
+
+
+def test_local_agent_command_has_no_random_hostname_label_by_default() -> None:
+    settings = load_settings({"agent_type": "local", "local_import_paths": ("/flows",)})
+    params = prefect_parse(agent_launch(settings, API, TENANT, {}).argv)
+    assert params["import_paths"] == ("/flows",)
+    assert params["hostname_label"] is False
+    with_label = load_settings({"agent_type": "local", "local_hostname_label": True})
+    assert prefect_parse(agent_launch(with_label, API, TENANT, {}).argv)["hostname_label"] is True
+
+
+def test_docker_host_is_the_default_engine_url() -> None:
+    settings = load_settings()
+    assert docker_base_url(settings, {}) == "unix:///var/run/docker.sock"
+    assert docker_base_url(settings, {"DOCKER_HOST": "tcp://dind:2375"}) == "tcp://dind:2375"
+
+
+def test_flow_run_env_goes_through_the_environment_never_the_argv() -> None:
+    settings = load_settings({"agent_env": {"API_TOKEN": "t0ken-value", "STAGE": "prod"}})
+    launch = agent_launch(settings, API, TENANT, {})
+    assert not any("t0ken-value" in arg for arg in launch.argv)  # argv is public (ps)
+    assert json.loads(launch.env["PREFECT__CLOUD__AGENT__ENV_VARS"]) == {
+        "API_TOKEN": "t0ken-value",
+        "STAGE": "prod",
+    }
+    rendered = launch.render()
+    assert "t0ken-value" not in rendered
+    assert MASK in rendered
+    assert "STAGE" in rendered
+
+
+def test_prefect_reads_the_flow_run_env_back_from_its_config(tmp_path: Path) -> None:
+    """PREFECT__CLOUD__AGENT__ENV_VARS round-trips through prefect's config loader."""
+    import subprocess
+    import sys
+
+    settings = load_settings({"agent_env": {"A": "1", "QUOTES": "it's \"quoted\""}})
+    launch = agent_launch(settings, API, TENANT, {})
+    code = "import json, prefect; print(json.dumps(dict(prefect.config.cloud.agent.env_vars)))"
+    env = {**os.environ, **launch.env, "PREFECT__HOME_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out) == {"A": "1", "QUOTES": "it's \"quoted\""}
+
+
+def test_missing_docker_socket_is_explained(tmp_path: Path) -> None:
+    with pytest.raises(PreflightError, match="no Docker socket at .*Mount it"):
+        check_docker(f"unix://{tmp_path}/docker.sock")
+
+
+def test_a_socket_nobody_answers_on_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "docker.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))  # exists, but is not listening: connection refused
+    try:
+        with pytest.raises(PreflightError, match="does not answer"):
+            check_docker(f"unix://{path}")
+    finally:
+        listener.close()
+
+
+def test_kubernetes_without_any_configuration_names_both_options(tmp_path: Path) -> None:
+    with pytest.raises(PreflightError) as info:
+        check_kubernetes({}, home=tmp_path)
+    message = str(info.value)
+    assert "no in-cluster configuration" in message
+    assert str(SERVICE_ACCOUNT_TOKEN) in message
+    assert str(tmp_path / ".kube" / "config") in message
+
+
+def test_kubernetes_with_a_kubeconfig_passes(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    check_kubernetes({"KUBECONFIG": str(kubeconfig)}, home=tmp_path)
+    with pytest.raises(PreflightError, match="KUBECONFIG="):
+        check_kubernetes({"KUBECONFIG": str(tmp_path / "missing")}, home=tmp_path)

@@ -1,0 +1,132 @@
+"""Where the API is (parity with prefect's own configuration) and how its answers map to errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Iterator, Tuple
+
+import pytest
+
+from bootstrap.errors import ApiError, ServerUnavailableError
+from bootstrap.server import ApiConfig, GraphQLErrors, PrefectApi, resolve_api
+
+ENVIRONMENTS = [
+    {},
+    {"PREFECT__SERVER__HOST": "http://prefect.example", "PREFECT__SERVER__PORT": "4300"},
+    {"PREFECT__SERVER__HOST": "http://apollo"},
+    {"PREFECT__SERVER__ENDPOINT": "http://endpoint.example:1234/graphql"},
+    {"PREFECT__CLOUD__API": "https://api.example/graphql", "PREFECT__SERVER__HOST": "http://x"},
+    {"PREFECT__CLOUD__API": "http://${API_HOST}:4200", "API_HOST": "expanded.example"},
+]
+
+PREFECT_SIDE = """
+import json, os, sys
+from prefect import configuration
+results = []
+for extra in json.loads(sys.argv[1]):
+    for name in [n for n in os.environ if n.startswith("PREFECT__")]:
+        del os.environ[name]
+    os.environ.update(extra)
+    os.environ["PREFECT__BACKEND"] = "server"
+    config = configuration.load_configuration(
+        path=configuration.DEFAULT_CONFIG,
+        user_config_path="/nonexistent/config.toml",
+        env_var_prefix=configuration.ENV_VAR_PREFIX,
+    )
+    results.append(config.cloud.api)
+print(json.dumps(results))
+"""
+
+
+def test_api_url_resolution_matches_prefects_own_configuration() -> None:
+    """The bootstrap and the agent it starts must never disagree about the server."""
+    completed = subprocess.run(
+        [sys.executable, "-c", PREFECT_SIDE, json.dumps(ENVIRONMENTS)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    from_prefect = json.loads(completed.stdout)
+    from_bootstrap = [resolve_api(environ).url for environ in ENVIRONMENTS]
+    assert from_bootstrap == from_prefect
+    assert from_bootstrap[0] == "http://localhost:4200"
+
+
+def test_the_api_key_is_never_in_the_repr() -> None:
+    config = resolve_api({"PREFECT__CLOUD__API_KEY": "pk_secret"})
+    assert config.api_key == "pk_secret"
+    assert "pk_secret" not in repr(config)
+
+
+class _Canned(BaseHTTPRequestHandler):
+    status = 200
+    body = b"{}"
+    seen: list = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers["Content-Length"])
+        type(self).seen.append((dict(self.headers), json.loads(self.rfile.read(length))))
+        self.send_response(self.status)
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def canned() -> Iterator[Tuple[type, str]]:
+    handler = type("Handler", (_Canned,), {"seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield handler, f"http://127.0.0.1:{server.server_address[1]}/graphql"
+    server.shutdown()
+    server.server_close()
+
+
+def test_requests_look_like_prefects_client(canned) -> None:
+    handler, url = canned
+    handler.body = b'{"data": {"hello": "hi"}}'
+    api = PrefectApi(ApiConfig(url, api_key="k3y"))
+    assert api.hello() == "hi"
+    api.execute("query { tenant { id } }", {"a": 1})
+    (headers1, body1), (_, body2) = handler.seen
+    assert body1 == {"query": "query { hello }", "variables": "null"}
+    assert body2["variables"] == '{"a": 1}'  # a JSON string, like prefect's Client
+    assert headers1["Authorization"] == "Bearer k3y"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "text"),
+    [
+        (503, b"down", ServerUnavailableError, "HTTP 503"),
+        (404, b"nope", ApiError, "HTTP 404"),
+        (400, b'{"errors": [{"message": "Unknown type \'x\'."}]}', GraphQLErrors, "Unknown type"),
+        (200, b"<html>garbage", ApiError, "not JSON"),
+        (200, b"[1, 2]", ApiError, "not a GraphQL response"),
+        (200, b'{"data": null}', ApiError, "no data"),
+        (200, b'{"errors": [{"message": "Uniqueness violation."}]}', GraphQLErrors, "Uniqueness"),
+    ],
+)
+def test_bad_answers_raise_clear_errors(canned, status, body, error, text) -> None:
+    handler, url = canned
+    handler.status, handler.body = status, body
+    with pytest.raises(error, match=text):
+        PrefectApi(ApiConfig(url)).execute("query { hello }")
+
+
+def test_unreachable_server_names_the_reason() -> None:
+    with pytest.raises(ServerUnavailableError, match="Connection refused"):
+        PrefectApi(ApiConfig("http://127.0.0.1:1")).hello()
+
+
+def test_graphql_errors_from_the_api_double_are_surfaced(prefect_api) -> None:
+    api = PrefectApi(ApiConfig(prefect_api.url))
+    with pytest.raises(GraphQLErrors) as info:
+        api.execute("query { tenant { no_such_field } }")
+    assert "Cannot query field 'no_such_field'" in str(info.value)
