@@ -21,6 +21,7 @@ double quotes where graphql-core uses single quotes).
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -192,6 +193,12 @@ def _array_rel_resolver(rel: Any):
     return resolve
 
 
+@functools.lru_cache(maxsize=1)
+def executable_schema() -> GraphQLSchema:
+    """The executable schema, built once per process (it holds no state)."""
+    return build_executable_schema()
+
+
 def build_executable_schema() -> GraphQLSchema:
     schema = build_schema(SCHEMA_PATH.read_text())
     _install_scalars(schema)
@@ -314,7 +321,7 @@ class GraphQLApp:
 
     def __init__(self, store: Store, submitted_lock_seconds: float = 30.0) -> None:
         self.store = store
-        self.schema = build_executable_schema()
+        self.schema = executable_schema()
         self.submitted_lock = service.ExpiringSet(submitted_lock_seconds)
 
     def handle(self, body: bytes, headers: Dict[str, str]) -> Tuple[int, Any]:

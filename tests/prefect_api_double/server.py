@@ -116,6 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # bursts of agent/flow-run requests must not hit SYN retries
 
     def __init__(self, address: Tuple[str, int], double: PrefectApiDouble) -> None:
         self.double = double

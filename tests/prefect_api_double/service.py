@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import gzip
 import json
 import random
@@ -24,13 +25,13 @@ import threading
 import time
 import uuid
 from base64 import b64decode
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 import pendulum
-import prefect
-from prefect.engine import state as prefect_states
-from prefect.serialization.state import StateSchema
 from slugify import slugify
+
+if TYPE_CHECKING:
+    from prefect.engine.state import State
 
 from .hasura import compile_where, parse_timestamptz
 from .store import (
@@ -42,14 +43,7 @@ from .store import (
     now,
 )
 
-STATE_SCHEMA = StateSchema()
-
 # state names the queue treats as "ready to run": Scheduled, Queued and their subclasses
-SCHEDULED_STATES = sorted(
-    obj.__name__
-    for obj in prefect_states.__dict__.values()
-    if isinstance(obj, type) and issubclass(obj, (prefect_states.Scheduled, prefect_states.Queued))
-)
 
 QUEUED_RUNS_RETURNED_LIMIT = 25  # prefect_server config.queued_runs_returned_limit
 CORE_VERSION_CUTOFF = (0, 6, 1)
@@ -135,8 +129,37 @@ def _json_or_none(value: Any) -> Any:
     return value
 
 
-def _load_state(serialized: Any) -> prefect_states.State:
-    return STATE_SCHEMA.load(serialized)
+# Prefect Core is imported on first use: importing it takes seconds, and a double that
+# only creates tenants and projects (e.g. for bootstrap tests) starts without it.
+
+
+@functools.cache
+def _states() -> Any:
+    from prefect.engine import state
+
+    return state
+
+
+@functools.cache
+def _state_schema() -> Any:
+    from prefect.serialization.state import StateSchema
+
+    return StateSchema()
+
+
+@functools.cache
+def scheduled_state_names() -> List[str]:
+    """States the queue treats as ready to run: Scheduled, Queued and their subclasses."""
+    states = _states()
+    return sorted(
+        obj.__name__
+        for obj in states.__dict__.values()
+        if isinstance(obj, type) and issubclass(obj, (states.Scheduled, states.Queued))
+    )
+
+
+def _load_state(serialized: Any) -> State:
+    return _state_schema().load(serialized)
 
 
 # ===================================================================== queries
@@ -151,12 +174,19 @@ def resolve_api(obj: Any, info: Any) -> dict:
         "backend": "SERVER",
         "mode": "normal",
         "version": "prefect-api-double",
-        "core_version": prefect.__version__,
+        "core_version": _prefect_version(),
         "release_timestamp": None,
     }
 
 
+def _prefect_version() -> str:
+    import prefect
+
+    return prefect.__version__
+
+
 def resolve_reference_data(obj: Any, info: Any) -> dict:
+    prefect_states = _states()
     hierarchy: Dict[str, List[str]] = {}
     state_info: Dict[str, dict] = {}
     for obj_ in prefect_states.__dict__.values():
@@ -784,9 +814,7 @@ def create_flow_run(
     set_flow_run_state(
         store,
         run["id"],
-        prefect_states.Scheduled(
-            message="Flow run scheduled.", start_time=pendulum.instance(start)
-        ),
+        _states().Scheduled(message="Flow run scheduled.", start_time=pendulum.instance(start)),
     )
     return run["id"]
 
@@ -845,7 +873,7 @@ def _find_task_run(store: Store, flow_run_id: str, task_id: str, map_index: int)
 def _insert_pending_task_run(
     store: Store, flow_run_id: str, task: dict, map_index: int
 ) -> Dict[str, Any]:
-    serialized = prefect_states.Pending(message="Task run created").serialize()
+    serialized = _states().Pending(message="Task run created").serialize()
     with store.lock:
         task_run = _db(
             store.insert,
@@ -939,11 +967,11 @@ def get_runs_in_queue(
     where = {
         "tenant_id": {"_eq": tenant_id},
         "_or": [
-            {"state": {"_in": SCHEDULED_STATES}, "state_start_time": {"_lte": before}},
+            {"state": {"_in": scheduled_state_names()}, "state_start_time": {"_lte": before}},
             {
                 "state": {"_eq": "Running"},
                 "task_runs": {
-                    "state": {"_in": SCHEDULED_STATES},
+                    "state": {"_in": scheduled_state_names()},
                     "state_start_time": {"_lte": before},
                 },
             },
@@ -996,7 +1024,7 @@ def resolve_get_runs_in_queue(obj: Any, info: Any, input: dict) -> dict:
 def set_flow_run_state(
     store: Store,
     flow_run_id: Optional[str],
-    state: prefect_states.State,
+    state: State,
     agent_id: Optional[str] = None,
     submitted_lock: Optional[ExpiringSet] = None,
 ) -> Dict[str, Any]:
@@ -1009,7 +1037,7 @@ def set_flow_run_state(
         lock_name = f"{run['id']}-submitted-lock"
         if state.is_submitted() and submitted_lock and not submitted_lock.add(lock_name):
             raise ValueError("State update failed: this run has already been submitted.")
-        if isinstance(state, prefect_states.Cancelled):
+        if isinstance(state, _states().Cancelled):
             for tr in store.find("task_run", flow_run_id=flow_run_id):
                 try:
                     if not _load_state(tr["serialized_state"]).is_finished():
@@ -1039,9 +1067,7 @@ def set_flow_run_state(
         return row
 
 
-def set_task_run_state(
-    store: Store, task_run_id: Optional[str], state: prefect_states.State
-) -> Dict[str, Any]:
+def set_task_run_state(store: Store, task_run_id: Optional[str], state: State) -> Dict[str, Any]:
     if task_run_id is None:
         raise ValueError("Invalid task run ID.")
     with store.lock:
@@ -1117,11 +1143,9 @@ def cancel_flow_run(store: Store, flow_run_id: str, state_message: Optional[str]
     if current.is_finished():
         return run["state"]
     if current.is_running():
-        new: prefect_states.State = prefect_states.Cancelling(
-            state_message or "Flow run is cancelling"
-        )
+        new: State = _states().Cancelling(state_message or "Flow run is cancelling")
     else:
-        new = prefect_states.Cancelled(state_message or "Flow run is cancelled")
+        new = _states().Cancelled(state_message or "Flow run is cancelled")
     return set_flow_run_state(store, flow_run_id, new)["state"]
 
 
