@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -45,8 +46,9 @@ from graphql import (
 )
 
 from . import hasura, service
+from .sdlgen import COMPARABLE
 from .store import Store
-from .tables import JSONB, TABLES
+from .tables import INT, JSONB, TABLES
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
 MAX_DEPTH = 7  # graphql-depth-limit in the real server's Apollo gateway
@@ -199,6 +201,92 @@ def executable_schema() -> GraphQLSchema:
     return build_executable_schema()
 
 
+def _root_aggregate_resolver(table: str):
+    def resolve(obj: Any, info: Any, **args: Any) -> dict:
+        store = _store(info)
+        return {"table": table, "rows": hasura.select(store, table, store.all(table), args)}
+
+    return resolve
+
+
+def _array_rel_aggregate_resolver(rel: Any):
+    rows_of = _array_rel_resolver(rel)
+
+    def resolve(row: dict, info: Any, **args: Any) -> dict:
+        return {"table": rel.remote_table, "rows": rows_of(row, info, **args)}
+
+    return resolve
+
+
+def _aggregate_count(src: dict, info: Any, columns=None, distinct=None) -> int:
+    rows = src["rows"]
+    if not columns:
+        return len({r["id"] for r in rows}) if distinct else len(rows)
+    values = [tuple(r.get(c) for c in columns) for r in rows]
+    values = [v for v in values if any(x is not None for x in v)]
+    if distinct:
+        return len({json.dumps(v, default=str, sort_keys=True) for v in values})
+    return len(values)
+
+
+def _aggregate_extreme(pick):
+    def resolve(src: dict, info: Any) -> dict:
+        table = TABLES[src["table"]]
+        result = {}
+        for column in table.columns:
+            if column.type not in COMPARABLE:
+                continue
+            values = [r[column.name] for r in src["rows"] if r.get(column.name) is not None]
+            result[column.name] = pick(values) if values else None
+        return result
+
+    return resolve
+
+
+_NUMERIC = {
+    "avg": statistics.fmean,
+    "sum": sum,
+    "stddev": statistics.stdev,
+    "stddev_samp": statistics.stdev,
+    "stddev_pop": statistics.pstdev,
+    "variance": statistics.variance,
+    "var_samp": statistics.variance,
+    "var_pop": statistics.pvariance,
+}
+
+
+def _aggregate_numeric(name: str):
+    func = _NUMERIC[name]
+
+    def resolve(src: dict, info: Any) -> dict:
+        table = TABLES[src["table"]]
+        result: Dict[str, Any] = {}
+        for column in table.columns:
+            if column.type != INT:
+                continue
+            values = [r[column.name] for r in src["rows"] if r.get(column.name) is not None]
+            try:
+                result[column.name] = func(values) if values else None
+            except statistics.StatisticsError:
+                result[column.name] = None  # e.g. a sample deviation of one value
+        return result
+
+    return resolve
+
+
+def _wire_aggregate_types(schema: GraphQLSchema, name: str) -> None:
+    wrapper = schema.type_map[f"{name}_aggregate"].fields
+    wrapper["aggregate"].resolve = lambda src, info: src
+    wrapper["nodes"].resolve = lambda src, info: src["rows"]
+    fields = schema.type_map[f"{name}_aggregate_fields"].fields
+    fields["count"].resolve = _aggregate_count
+    fields["max"].resolve = _aggregate_extreme(max)
+    fields["min"].resolve = _aggregate_extreme(min)
+    for agg in _NUMERIC:
+        if agg in fields:
+            fields[agg].resolve = _aggregate_numeric(agg)
+
+
 def build_executable_schema() -> GraphQLSchema:
     schema = build_schema(SCHEMA_PATH.read_text())
     _install_scalars(schema)
@@ -214,6 +302,8 @@ def build_executable_schema() -> GraphQLSchema:
         raise RuntimeError(f"mutations declared without a resolver: {missing}")
     for name, table in TABLES.items():
         query_fields[name].resolve = _root_list_resolver(name)
+        query_fields[f"{name}_aggregate"].resolve = _root_aggregate_resolver(name)
+        _wire_aggregate_types(schema, name)
         if table.primary_key:
             query_fields[f"{name}_by_pk"].resolve = _root_by_pk_resolver(name, table.primary_key)
         fields = schema.type_map[name].fields
@@ -224,6 +314,7 @@ def build_executable_schema() -> GraphQLSchema:
             fields[rel_name].resolve = _object_rel_resolver(rel)
         for rel_name, rel in table.array_rels.items():
             fields[rel_name].resolve = _array_rel_resolver(rel)
+            fields[f"{rel_name}_aggregate"].resolve = _array_rel_aggregate_resolver(rel)
     return schema
 
 

@@ -7,9 +7,12 @@ module writes the first half with Hasura's naming rules (``<table>``, ``<table>_
 ``<table>_select_column``; ``path`` argument on ``jsonb`` columns; ``distinct_on``,
 ``limit``, ``offset``, ``order_by`` and ``where`` on array relationships).
 
+Also generated: ``<table>_aggregate`` root fields and ``<relationship>_aggregate`` fields
+with ``aggregate { count max min avg sum stddev ... }`` and ``nodes``.
+
 Not generated (the double does not implement them, so it does not declare them):
-``<table>_aggregate`` fields and types, Hasura's insert/update/delete mutations,
-subscriptions, and ordering by array-relationship aggregates.
+Hasura's insert/update/delete mutations, subscriptions, and ordering by
+array-relationship aggregates (``<table>_aggregate_order_by``).
 
 Regenerate after editing ``tables.py``::
 
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import List
 
 from .tables import (
+    INT,
     INTERVAL,
     JSONB,
     SCALARS,
@@ -33,6 +37,18 @@ from .tables import (
     TIMESTAMPTZ,
     UUID,
     Table,
+)
+
+# column types that get max/min, and the numeric aggregates of Int columns
+COMPARABLE = (INT, STRING, TIMESTAMPTZ, UUID)
+NUMERIC_AGGREGATES = (
+    "avg",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "var_pop",
+    "var_samp",
+    "variance",
 )
 
 SCHEMA_PATH = Path(__file__).with_name("schema.graphql")
@@ -108,10 +124,55 @@ def _object_type(table: Table) -> str:
                 f"[{rel.remote_table}!]!",
             )
         )
+        entries.append(
+            (
+                f"{name}_aggregate",
+                f'"An aggregate relationship"\n  {name}_aggregate('
+                f"{_list_args(rel.remote_table)}): {rel.remote_table}_aggregate!",
+            )
+        )
     for _, text in sorted(entries):
         lines.append(f"  {text}")
     doc = f'"""\ncolumns and relationships of "{table.name}"\n"""'
     return f"{doc}\ntype {table.name} {{\n" + "\n".join(lines) + "\n}\n"
+
+
+def _numeric_columns(table: Table) -> List[str]:
+    return [c.name for c in table.columns if c.type == INT]
+
+
+def _aggregate_types(table: Table) -> str:
+    name = table.name
+    numeric = _numeric_columns(table)
+    fields = {
+        "count": f"count(columns: [{name}_select_column!], distinct: Boolean): Int!",
+        "max": f"max: {name}_max_fields",
+        "min": f"min: {name}_min_fields",
+    }
+    if numeric:
+        for agg in (*NUMERIC_AGGREGATES, "sum"):
+            fields[agg] = f"{agg}: {name}_{agg}_fields"
+    parts = [
+        f'"""\naggregated selection of "{name}"\n"""\n'
+        f"type {name}_aggregate {{\n  aggregate: {name}_aggregate_fields\n"
+        f"  nodes: [{name}!]!\n}}\n",
+        f'"""\naggregate fields of "{name}"\n"""\n'
+        f"type {name}_aggregate_fields {{\n"
+        + "\n".join(f"  {v}" for _, v in sorted(fields.items()))
+        + "\n}\n",
+    ]
+    comparable = [c for c in table.columns if c.type in COMPARABLE]
+    for agg in ("max", "min"):
+        body = "\n".join(f"  {c.name}: {c.type}" for c in sorted(comparable, key=lambda c: c.name))
+        parts.append(f'"""aggregate {agg} on columns"""\ntype {name}_{agg}_fields {{\n{body}\n}}\n')
+    if numeric:
+        for agg in (*NUMERIC_AGGREGATES, "sum"):
+            typ = "Int" if agg == "sum" else "Float"
+            body = "\n".join(f"  {c}: {typ}" for c in sorted(numeric))
+            parts.append(
+                f'"""aggregate {agg} on columns"""\ntype {name}_{agg}_fields {{\n{body}\n}}\n'
+            )
+    return "\n".join(parts)
 
 
 def _bool_exp(table: Table) -> str:
@@ -156,6 +217,8 @@ def _query_fields() -> str:
         table = TABLES[name]
         lines.append(f'  "fetch data from the table: \\"{name}\\""')
         lines.append(f"  {name}({_list_args(name)}): [{name}!]!")
+        lines.append(f'  "fetch aggregated fields from the table: \\"{name}\\""')
+        lines.append(f"  {name}_aggregate({_list_args(name)}): {name}_aggregate!")
         if table.primary_key:
             pk_type = table.column(table.primary_key).type
             lines.append(f'  "fetch data from the table: \\"{name}\\" using primary key columns"')
@@ -184,6 +247,7 @@ def generate_hasura_sdl() -> str:
     for name in sorted(TABLES):
         table = TABLES[name]
         parts.append(_object_type(table))
+        parts.append(_aggregate_types(table))
         parts.append(_bool_exp(table))
         parts.append(_order_by(table))
         parts.append(_select_column(table))

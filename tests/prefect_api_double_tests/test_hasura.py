@@ -188,3 +188,37 @@ def test_timestamps_and_by_pk(prefect_api, rows):
     assert data(prefect_api.execute(by_pk, {"id": missing})) == {"tenant_by_pk": None}
     where_bad_uuid = prefect_api.execute('query { tenant(where: {id: {_eq: "x"}}) { slug } }')
     assert messages(where_bad_uuid) == ['invalid input syntax for type uuid: "x"']
+
+
+def test_aggregates(prefect_api, rows):
+    q = """
+    query {
+      project_aggregate(where: {tenant: {slug: {_eq: "a"}}}) {
+        aggregate { count max { name } min { name created } }
+        nodes { name }
+      }
+      tenant(order_by: {slug: asc}) {
+        slug
+        projects_aggregate { aggregate { count(columns: description) } }
+      }
+    }"""
+    result = data(prefect_api.execute(q))
+    aggregate = result["project_aggregate"]["aggregate"]
+    assert aggregate["count"] == 2
+    assert aggregate["max"] == {"name": "p2"}
+    assert aggregate["min"]["name"] == "p1"
+    assert aggregate["min"]["created"].endswith("+00:00")
+    assert sorted(n["name"] for n in result["project_aggregate"]["nodes"]) == ["p1", "p2"]
+    counts = {t["slug"]: t["projects_aggregate"]["aggregate"]["count"] for t in result["tenant"]}
+    assert counts == {"a": 1, "b": 1, "c": 0}  # count(columns:) skips NULLs
+
+
+def test_the_query_of_prefect_get_projects(prefect_api, rows):
+    # prefect 1.2.4 cli/get.py: a null name collapses the filter; distinct_on in an aggregate
+    q = (
+        "query { project(where: {_and: {name: {_eq: null}}}, order_by: {name: asc}) "
+        "{ name created description flows_aggregate(distinct_on: name) { aggregate { count } } } }"
+    )
+    projects = data(prefect_api.execute(q))["project"]
+    assert [p["name"] for p in projects] == ["p1", "p2", "p3", "p4"]
+    assert {p["flows_aggregate"]["aggregate"]["count"] for p in projects} == {0}

@@ -310,3 +310,21 @@ def test_flow_run_queries_over_http(prefect_api, flow_id):
     assert run["version"] == 1
     assert len(run["task_runs"]) == 4
     assert run["flow"]["project"]["name"] == "proj"
+
+
+def test_numeric_aggregates(prefect_api, flow_id):
+    new_run(prefect_api, flow_id, labels=[])
+    run_id = new_run(prefect_api, flow_id, labels=[])
+    data(set_flow_state(prefect_api, run_id, states.Running().serialize()))
+    q = (
+        "query { flow_run_aggregate { aggregate { count sum { version } avg { version } "
+        "max { version } var_pop { version } } } }"
+    )
+    aggregate = data(prefect_api.execute(q))["flow_run_aggregate"]["aggregate"]
+    assert aggregate == {
+        "count": 2,
+        "sum": {"version": 3},
+        "avg": {"version": 1.5},
+        "max": {"version": 2},
+        "var_pop": {"version": 0.25},
+    }
