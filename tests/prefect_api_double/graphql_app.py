@@ -413,7 +413,12 @@ class GraphQLApp:
     def __init__(self, store: Store, submitted_lock_seconds: float = 30.0) -> None:
         self.store = store
         self.schema = executable_schema()
+        self.submitted_lock_seconds = submitted_lock_seconds
         self.submitted_lock = service.ExpiringSet(submitted_lock_seconds)
+
+    def reset_process_state(self) -> None:
+        """Forget what the real API keeps in process memory (not in the database)."""
+        self.submitted_lock = service.ExpiringSet(self.submitted_lock_seconds)
 
     def handle(self, body: bytes, headers: Dict[str, str]) -> Tuple[int, Any]:
         """Process one POST body. Returns (HTTP status, JSON-able payload or text)."""

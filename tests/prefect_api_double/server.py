@@ -149,6 +149,7 @@ class PrefectApiDouble:
         self._server: Optional[_HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self._lifecycle = threading.Lock()
+        self._started_once = False
         # optional callable(RecordedRequest) called after each request was answered
         self.request_listener: Optional[Callable[[RecordedRequest], None]] = None
 
@@ -172,6 +173,9 @@ class PrefectApiDouble:
         with self._lifecycle:
             if self._server is not None:
                 return self
+            if self._started_once:
+                # a restarted API process forgets its in-memory Submitted-state locks
+                self.app.reset_process_state()
             server = _HTTPServer((self.host, self.port), self)
             self.port = server.server_address[1]
             thread = threading.Thread(
@@ -182,6 +186,7 @@ class PrefectApiDouble:
             )
             thread.start()
             self._server, self._thread = server, thread
+            self._started_once = True
             return self
 
     def stop(self) -> None:
@@ -264,6 +269,12 @@ class PrefectApiDouble:
                 parsed = json.loads(body) if body else None
             except ValueError:
                 parsed = None
+            if isinstance(parsed, list):  # a batch: record the fields of every operation
+                query = "\n".join(
+                    p["query"]
+                    for p in parsed
+                    if isinstance(p, dict) and isinstance(p.get("query"), str)
+                )
             if isinstance(parsed, dict):
                 query = parsed.get("query")
                 variables = parsed.get("variables")

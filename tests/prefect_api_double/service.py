@@ -39,6 +39,7 @@ from .store import (
     ForeignKeyViolation,
     NotNullViolation,
     Store,
+    StringTooLong,
     UniquenessViolation,
     now,
 )
@@ -101,11 +102,14 @@ def _db(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except (UniquenessViolation, ForeignKeyViolation):
         raise
     except NotNullViolation as exc:
-        raise ValueError(
-            str(
-                [{"extensions": {"path": "$", "code": "constraint-violation"}, "message": str(exc)}]
-            )
-        ) from None
+        raise ValueError(_hasura_errors(str(exc), "constraint-violation")) from None
+    except StringTooLong as exc:
+        raise ValueError(_hasura_errors(str(exc), "data-exception")) from None
+
+
+def _hasura_errors(message: str, code: str) -> str:
+    # other database errors reach the client as the str() of Hasura's error list
+    return str([{"extensions": {"path": "$", "code": code}, "message": message}])
 
 
 def _uuid_or_none(value: Any) -> Optional[str]:

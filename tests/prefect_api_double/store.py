@@ -48,11 +48,22 @@ class ForeignKeyViolation(ValueError):
         self.column = column
 
 
+class StringTooLong(ValueError):
+    def __init__(self, length: int) -> None:
+        super().__init__(f"value too long for type character varying({length})")
+
+
 class NotNullViolation(ValueError):
     def __init__(self, table: str, column: str) -> None:
         super().__init__(
             f'null value in column "{column}" of relation "{table}" violates not-null constraint'
         )
+
+
+def _check_length(column: Any, value: Any) -> None:
+    too_long = isinstance(value, str) and len(value) > (column.max_length or len(value))
+    if too_long:
+        raise StringTooLong(column.max_length)
 
 
 def now() -> datetime.datetime:
@@ -162,6 +173,7 @@ class Store:
             for col in meta.columns:
                 if not col.nullable and row.get(col.name) is None:
                     raise NotNullViolation(table, col.name)
+                _check_length(col, row.get(col.name))
             if any(k in meta.foreign_keys for k in changes):
                 self._check_foreign_keys(meta, row)
             self._check_unique(meta, row, ignore_id=row_id)
@@ -201,6 +213,7 @@ class Store:
                 row[col.name] = _default(col.default)
             if not col.nullable and row[col.name] is None:
                 raise NotNullViolation(meta.name, col.name)
+            _check_length(col, row[col.name])
         return row
 
     def _check_foreign_keys(self, meta: Table, row: Dict[str, Any]) -> None:

@@ -35,6 +35,7 @@ class Column:
     # name of a default "factory" understood by store.py: "uuid", "now", "{}", "[]",
     # or a literal python value (False, 0, -1, ...) wrapped in a tuple ("value", x).
     default: Optional[object] = None
+    max_length: Optional[int] = None  # character varying(n)
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,8 @@ _add(
         [
             _id(),
             _ts("created"),
-            Column("name", STRING, False),
-            Column("slug", STRING, False),
+            Column("name", STRING, False, max_length=255),
+            Column("slug", STRING, False, max_length=255),
             Column("info", JSONB),
             Column("settings", JSONB, False, "{}"),
             _ts("updated"),

@@ -7,7 +7,7 @@ from prefect.exceptions import ClientError
 
 from tests.prefect_api_double import registration
 
-from .helpers import CREATE_PROJECT, messages, post
+from .helpers import CREATE_PROJECT, CREATE_TENANT, messages, post
 
 
 def _client(prefect_api, tenant_id=None):
@@ -37,6 +37,15 @@ def test_tenant_slug_must_be_slugified(prefect_api):
     slug_error = r"Slug must be \\?\"slugified\\?\""
     with registration.server_backend(prefect_api.url), pytest.raises(ClientError, match=slug_error):
         _client(prefect_api).create_tenant("Test", slug="Not A Slug")
+    assert prefect_api.tenants() == []
+
+
+def test_tenant_name_and_slug_are_varchar_255(prefect_api):
+    status, payload = post(
+        prefect_api.url, CREATE_TENANT, {"input": {"name": "n" * 256, "slug": "ok"}}
+    )
+    assert status == 200
+    assert "value too long for type character varying(255)" in messages(payload)[0]
     assert prefect_api.tenants() == []
 
 

@@ -159,6 +159,7 @@ def test_odd_requests_get_apollo_like_answers(prefect_api):
     )
     assert response.status_code == 200
     assert [list(r["data"]) for r in response.json()] == [["hello"], ["api"]]
+    assert prefect_api.requests[-1].fields == ["hello", "api"]
     # GET: health check and queries (not mutations)
     response = requests.get(url + "/.well-known/apollo/server-health", timeout=5)
     assert (response.status_code, response.json()) == (200, {"status": "pass"})
