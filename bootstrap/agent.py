@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -174,7 +176,20 @@ def preflight(settings: Settings, environ: Mapping[str, str]) -> None:
         check_kubernetes(environ)
 
 
-def exec_agent(launch: AgentLaunch) -> None:  # pragma: no cover - replaces the process
+def executable(name: str) -> str:
+    """``name`` from the running interpreter's environment first, so the agent always runs
+    with the same prefect as the bootstrap; then from PATH."""
+    search = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    found = shutil.which(name, path=search)
+    if found is None:
+        raise PreflightError(f"cannot start the agent: {name!r} is not installed ({search})")
+    return found
+
+
+def exec_agent(launch: AgentLaunch) -> None:
+    program = executable(launch.argv[0])
     logger.info("Starting the agent:\n  %s", launch.render())
-    env = {**os.environ, **launch.env}
-    os.execvpe(launch.argv[0], list(launch.argv), env)
+    try:
+        os.execve(program, list(launch.argv), {**os.environ, **launch.env})
+    except OSError as exc:
+        raise PreflightError(f"cannot start the agent ({program}): {exc.strerror}") from None

@@ -22,11 +22,11 @@ import yaml
 from bootstrap import __version__
 from bootstrap.agent import agent_launch, exec_agent, preflight
 from bootstrap.errors import BootstrapError
-from bootstrap.log import configure_logging, logger, mask, register_secrets
+from bootstrap.log import MASK, configure_logging, logger, mask, register_secrets
 from bootstrap.privileges import drop_privileges
 from bootstrap.projects import ensure_projects
 from bootstrap.server import PrefectApi, resolve_api
-from bootstrap.settings import ENV_PREFIX, Settings, env_name, load_settings
+from bootstrap.settings import ENV_PREFIX, Settings, env_name, is_secret_name, load_settings
 from bootstrap.tenant import ensure_tenant, find_tenant
 from bootstrap.wait import wait_for_server
 
@@ -206,8 +206,10 @@ def show_settings(settings: Settings) -> None:
         {key: value for key, value in project.items() if value is not None}
         for project in values["projects"]
     ]
-    text = yaml.safe_dump(_plain(values), sort_keys=False)
-    click.echo(mask(text), nl=False)
+    values["agent_env"] = {
+        key: MASK if is_secret_name(key) else value for key, value in settings.agent_env.items()
+    }
+    click.echo(yaml.safe_dump(_plain(values), sort_keys=False), nl=False)
 
 
 def _plain(value: Any) -> Any:

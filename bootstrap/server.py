@@ -115,9 +115,9 @@ class PrefectApi:
         except ValueError:
             payload = None
         # Apollo answers documents that fail validation with HTTP 400 and an errors list.
-        if isinstance(payload, dict) and isinstance(payload.get("errors"), list):
-            if payload["errors"]:
-                raise GraphQLErrors([_error_message(error) for error in payload["errors"]])
+        errors = payload.get("errors") if isinstance(payload, dict) else None
+        if isinstance(errors, list) and errors:
+            raise GraphQLErrors([_error_message(error) for error in errors])
         if response.status_code != 200:
             raise ApiError(f"HTTP {response.status_code} {response.reason}: {_excerpt(response)}")
         if payload is None:

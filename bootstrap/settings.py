@@ -278,6 +278,8 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} has an invalid port") from exc
         if parts.scheme != "http" or port is None or parts.path not in ("", "/"):
             raise ValueError(f"{value!r} is not of the form http://[HOST]:PORT")
+        if port == 0:  # prefect's agent refuses it ("Must specify port in agent address")
+            raise ValueError(f"{value!r}: the port must be between 1 and 65535")
         return value
 
     @validator("max_polls", "docker_client_timeout")

@@ -123,18 +123,18 @@ def test_prefect_reads_the_flow_run_env_back_from_its_config(tmp_path: Path) -> 
     import subprocess
     import sys
 
-    settings = load_settings({"agent_env": {"A": "1", "QUOTES": "it's \"quoted\""}})
+    settings = load_settings({"agent_env": {"A": "1", "QUOTES": 'it\'s "quoted"'}})
     launch = agent_launch(settings, API, TENANT, {})
     code = "import json, prefect; print(json.dumps(dict(prefect.config.cloud.agent.env_vars)))"
     env = {**os.environ, **launch.env, "PREFECT__HOME_DIR": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
-    assert json.loads(out) == {"A": "1", "QUOTES": "it's \"quoted\""}
+    assert json.loads(out) == {"A": "1", "QUOTES": 'it\'s "quoted"'}
 
 
 def test_missing_docker_socket_is_explained(tmp_path: Path) -> None:
-    with pytest.raises(PreflightError, match="no Docker socket at .*Mount it"):
+    with pytest.raises(PreflightError, match=r"no Docker socket at .*Mount it"):
         check_docker(f"unix://{tmp_path}/docker.sock")
 
 

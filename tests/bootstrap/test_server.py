@@ -67,7 +67,7 @@ class _Canned(BaseHTTPRequestHandler):
     body = b"{}"
     seen: list = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         type(self).seen.append((dict(self.headers), json.loads(self.rfile.read(length))))
         self.send_response(self.status)

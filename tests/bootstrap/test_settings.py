@@ -71,6 +71,7 @@ def test_slug_is_derived_and_a_given_slug_must_be_a_slug() -> None:
         ("BOOTSTRAP_WAIT_TIMEOUT", "soon", "not a valid float"),
         ("BOOTSTRAP_AGENT_ADDRESS", "http://:notaport", "invalid port"),
         ("BOOTSTRAP_AGENT_ADDRESS", "localhost:8080", "http://[HOST]:PORT"),
+        ("BOOTSTRAP_AGENT_ADDRESS", "http://:0", "between 1 and 65535"),
         ("BOOTSTRAP_LOG_LEVEL", "LOUD", "permitted: 'DEBUG'"),
         ("BOOTSTRAP_MAX_POLLS", "0", "positive integer"),
         ("BOOTSTRAP_DOCKER_VOLUMES", "relative:path", "must be absolute"),
@@ -110,14 +111,16 @@ def test_env_names_must_be_valid_and_values_are_hidden_in_errors(monkeypatch) ->
 
 def test_undecodable_json_in_env_is_a_settings_error(monkeypatch) -> None:
     monkeypatch.setenv("BOOTSTRAP_AGENT_LABELS", '["unterminated')
-    with pytest.raises(SettingsError, match="invalid setting BOOTSTRAP_AGENT_LABELS=.*cannot parse"):
+    with pytest.raises(
+        SettingsError, match=r"invalid setting BOOTSTRAP_AGENT_LABELS=.*cannot parse"
+    ):
         load_settings()
 
 
 def test_unknown_key_in_the_settings_file_suggests_the_right_one(tmp_path) -> None:
     settings_file = tmp_path / "s.yaml"
     settings_file.write_text("agent_lables: [a]\n")
-    with pytest.raises(SettingsError, match="unknown setting.*did you mean 'agent_labels'"):
+    with pytest.raises(SettingsError, match=r"unknown setting.*did you mean 'agent_labels'"):
         load_settings(settings_file=settings_file)
 
 
@@ -133,7 +136,7 @@ def test_malformed_settings_files_are_reported(tmp_path, content: str, expected:
 
 
 def test_missing_settings_file_is_reported(tmp_path) -> None:
-    with pytest.raises(SettingsError, match="cannot read settings file .*missing.yaml"):
+    with pytest.raises(SettingsError, match=r"cannot read settings file .*missing\.yaml"):
         load_settings(settings_file=tmp_path / "missing.yaml")
 
 

@@ -1,0 +1,217 @@
+"""The flow-run Job template: rendered from settings, handed to the agent, and applied.
+
+The proof goes through prefect 1.2.4's own code, with no cluster: the argv that
+``agent_launch`` builds is run through prefect's real ``prefect agent kubernetes start``
+command (only ``KubernetesAgent.start`` is replaced, to keep the agent it built), and that
+agent's ``generate_job_spec`` turns a flow run into the Job it would submit.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes.config import kube_config
+from prefect.agent.kubernetes import KubernetesAgent
+from prefect.cli.agent import agent as prefect_agent_cli
+from prefect.run_configs import KubernetesRun
+from prefect.storage import Local
+from prefect.utilities.graphql import GraphQLResult
+
+from bootstrap import kubernetes as k8s
+from bootstrap.agent import agent_launch
+from bootstrap.server import ApiConfig
+from bootstrap.settings import load_settings
+
+API = ApiConfig("http://127.0.0.1:4200/graphql")
+TENANT = "4c5e27e7-1c6c-4f8c-9c36-1d2a0f5a6b01"
+IMAGE = "registry.example.org/lume/prefect-agent:1.2.4-1"
+JOB_SETTINGS = {
+    "agent_type": "kubernetes",
+    "kubernetes_image": IMAGE,
+    "kubernetes_namespace": "lume-flows",
+    "kubernetes_service_account_name": "flow-runner",
+    "kubernetes_image_pull_secrets": ["registry-creds"],
+    "kubernetes_labels": {"team": "lume"},
+    "kubernetes_job_cpu_request": "1",
+    "kubernetes_job_cpu_limit": "2",
+    "kubernetes_job_memory_request": "1Gi",
+    "kubernetes_job_memory_limit": "4Gi",
+    "kubernetes_job_env_secrets": ["lume-db-credentials"],
+}
+
+
+@pytest.fixture(autouse=True)
+def _no_cluster_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(("BOOTSTRAP_", "KUBERNETES_", "NAMESPACE", "SERVICE_ACCOUNT_NAME")):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("IMAGE_PULL_SECRETS", raising=False)
+    # A kubeconfig naming a server nobody listens on: the agent's clients are created from
+    # it, and nothing here sends a request.
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "none", "cluster": {"server": "https://127.0.0.1:9"}}],
+                "users": [{"name": "none", "user": {"token": "unused"}}],
+                "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
+                "current-context": "none",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    # the kubernetes client reads KUBECONFIG once, at import
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+
+
+def flow_run(run_config: Optional[KubernetesRun] = None) -> GraphQLResult:
+    """What the agent gets from the server's flow_run query, for a script-stored flow."""
+    return GraphQLResult(
+        {
+            "id": "9e2f3c3a-flow-run",
+            "name": "fake-run",
+            "flow": {
+                "id": "5b1c0e7d-flow",
+                "name": "fake",
+                "storage": Local(path="/opt/flows/fake.py", stored_as_script=True).serialize(),
+                "core_version": "1.2.4",
+            },
+            "run_config": run_config.serialize() if run_config else None,
+        }
+    )
+
+
+def agent_from_bootstrap(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values
+) -> KubernetesAgent:
+    """The KubernetesAgent that `prefect agent kubernetes start <our argv>` builds."""
+    settings = load_settings(values)
+    job_template = k8s.prepare_job_template(settings, directory=str(tmp_path))
+    launch = agent_launch(settings, API, TENANT, {}, job_template)
+    kind, start, *options = launch.argv[2:]
+    assert (kind, start) == ("kubernetes", "start")
+    built = []
+    monkeypatch.setattr(KubernetesAgent, "start", lambda self: built.append(self))
+    command = prefect_agent_cli.commands["kubernetes"].commands["start"]
+    command.main(options, prog_name="prefect agent kubernetes start", standalone_mode=False)
+    (agent,) = built
+    return agent
+
+
+def flow_container(job: dict) -> dict:
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+# The template itself -------------------------------------------------------------------------
+
+
+def test_template_has_the_flow_container_with_settings() -> None:
+    job = k8s.job_template(load_settings(JOB_SETTINGS))
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == "flow"
+    assert container["image"] == IMAGE
+    assert "command" not in container  # the image's entrypoint runs the agent's args
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"cpu": "2", "memory": "4Gi"},
+    }
+    assert container["envFrom"] == [{"secretRef": {"name": "lume-db-credentials"}}]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 1000
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["serviceAccountName"] == "flow-runner"
+    assert pod["imagePullSecrets"] == [{"name": "registry-creds"}]
+    assert pod["restartPolicy"] == "Never"
+    assert job["metadata"]["namespace"] == "lume-flows"
+    assert job["metadata"]["labels"]["team"] == "lume"
+    assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "flow-run"
+
+
+def test_defaults_request_but_do_not_limit() -> None:
+    container = flow_container(k8s.job_template(load_settings({})))
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "512Mi"}}
+    assert "image" not in container  # no image setting: prefect picks the flow's own
+
+
+def test_template_file_only_for_the_kubernetes_agent(tmp_path: Path) -> None:
+    assert k8s.prepare_job_template(load_settings({}), str(tmp_path)) is None  # docker
+    own = load_settings({"agent_type": "kubernetes", "kubernetes_job_template": "/etc/job.yaml"})
+    assert k8s.prepare_job_template(own, str(tmp_path)) is None
+    launch = agent_launch(own, API, TENANT, {}, None)
+    assert launch.argv[launch.argv.index("--job-template") + 1] == "/etc/job.yaml"
+    path = k8s.prepare_job_template(load_settings(JOB_SETTINGS), str(tmp_path))
+    assert path is not None
+    assert yaml.safe_load(Path(path).read_text()) == k8s.job_template(load_settings(JOB_SETTINGS))
+
+
+# Through prefect's own code -------------------------------------------------------------------
+
+
+def test_prefect_cli_hands_the_rendered_template_to_the_agent(monkeypatch, tmp_path) -> None:
+    agent = agent_from_bootstrap(monkeypatch, tmp_path, **JOB_SETTINGS)
+    assert Path(agent.job_template_path).parent == tmp_path
+    assert agent.namespace == "lume-flows"
+    assert agent.service_account_name == "flow-runner"
+    assert agent.image_pull_secrets == ["registry-creds"]
+
+
+def test_flow_run_job_gets_the_limits_from_settings(monkeypatch, tmp_path) -> None:
+    agent = agent_from_bootstrap(monkeypatch, tmp_path, **JOB_SETTINGS)
+    job = agent.generate_job_spec(flow_run())
+    container = flow_container(job)
+    assert container["name"] == "flow"
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"cpu": "2", "memory": "4Gi"},
+    }
+    assert container["image"] == IMAGE  # no image on the flow: the template's
+    assert container["args"] == ["prefect", "execute", "flow-run"]
+    assert "command" not in container
+    assert container["envFrom"] == [{"secretRef": {"name": "lume-db-credentials"}}]
+    assert container["securityContext"]["runAsNonRoot"] is True
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == 1000
+    assert pod["serviceAccountName"] == "flow-runner"
+    labels = job["metadata"]["labels"]
+    assert labels["team"] == "lume"
+    assert labels["prefect.io/flow_run_id"] == "9e2f3c3a-flow-run"
+    # the Job prefect would submit is a valid Job for a current Kubernetes
+    kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_a_kubernetes_run_overrides_key_by_key(monkeypatch, tmp_path) -> None:
+    agent = agent_from_bootstrap(monkeypatch, tmp_path, **JOB_SETTINGS)
+    run_config = KubernetesRun(
+        image="registry.example.org/lume/model:3", cpu_limit="3", memory_request="2Gi"
+    )
+    job = agent.generate_job_spec(flow_run(run_config))
+    container = flow_container(job)
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "2Gi"},  # memory_request from the run config
+        "limits": {"cpu": "3", "memory": "4Gi"},  # cpu_limit from the run config
+    }
+    assert container["image"] == "registry.example.org/lume/model:3"
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_without_the_template_prefect_sets_no_resources(monkeypatch, tmp_path) -> None:
+    """The weak anchor: prefect's default template (and its install's JOB_*_LIMIT
+    variables, which the 1.2.4 agent never reads) leave flow runs without limits."""
+    monkeypatch.setenv("JOB_MEM_LIMIT", "4Gi")
+    monkeypatch.setenv("JOB_CPU_LIMIT", "2")
+    built = []
+    monkeypatch.setattr(KubernetesAgent, "start", lambda self: built.append(self))
+    command = prefect_agent_cli.commands["kubernetes"].commands["start"]
+    command.main([], prog_name="prefect agent kubernetes start", standalone_mode=False)
+    container = flow_container(built[0].generate_job_spec(flow_run()))
+    assert container["resources"] == {"requests": {}, "limits": {}}

@@ -1,0 +1,47 @@
+"""Who the entrypoint becomes: the runtime user plus the Docker socket's group."""
+
+from __future__ import annotations
+
+import pwd
+from pathlib import Path
+
+from bootstrap.privileges import SocketInfo, docker_socket_path, plan_identity
+
+USER = pwd.struct_passwd(("prefect", "x", 1000, 1000, "", "/home/prefect", "/bin/bash"))
+SOCKET = Path("/var/run/docker.sock")
+
+
+def test_without_a_socket_the_user_keeps_its_own_groups() -> None:
+    identity, reason = plan_identity(USER, [1000, 50], None)
+    assert identity is not None
+    assert (identity.uid, identity.gid, identity.groups) == (1000, 1000, (50, 1000))
+    assert identity.home == "/home/prefect"
+    assert "no Docker socket" in reason
+
+
+def test_the_sockets_group_is_added_even_if_the_image_does_not_know_it() -> None:
+    identity, reason = plan_identity(USER, [], SocketInfo(SOCKET, 0, 998, 0o660))
+    assert identity is not None
+    assert identity.uid == 1000
+    assert 998 in identity.groups
+    assert "group 998" in reason
+
+
+def test_a_root_only_socket_keeps_root() -> None:
+    identity, reason = plan_identity(USER, [], SocketInfo(SOCKET, 0, 0, 0o600))
+    assert identity is None
+    assert "usable by its owner only" in reason
+
+
+def test_a_socket_owned_by_the_user_needs_no_group() -> None:
+    identity, _ = plan_identity(USER, [], SocketInfo(SOCKET, 1000, 0, 0o600))
+    assert identity is not None
+    assert identity.groups == (1000,)
+
+
+def test_docker_host_names_the_socket() -> None:
+    assert docker_socket_path({}) == SOCKET
+    assert docker_socket_path({"DOCKER_HOST": "unix:///run/docker.sock"}) == Path(
+        "/run/docker.sock"
+    )
+    assert docker_socket_path({"DOCKER_HOST": "tcp://engine:2375"}) == SOCKET
