@@ -40,15 +40,16 @@ def _serve(args: argparse.Namespace) -> int:
             )
 
         double.request_listener = log
-    double.start()
-    print(double.url, flush=True)
     done = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
         done.set()
 
+    # handlers first: a signal sent as soon as the URL is printed must stop us cleanly
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    double.start()
+    print(double.url, flush=True)
     try:
         while not done.wait(0.5):
             pass
