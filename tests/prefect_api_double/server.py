@@ -12,6 +12,7 @@ import copy
 import json
 import threading
 import time
+import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,6 +151,8 @@ class PrefectApiDouble:
         self._thread: Optional[threading.Thread] = None
         self._lifecycle = threading.Lock()
         self._started_once = False
+        # tracebacks of unexpected exceptions in the double itself (answered with HTTP 500)
+        self.internal_errors: List[str] = []
         # optional callable(RecordedRequest) called after each request was answered
         self.request_listener: Optional[Callable[[RecordedRequest], None]] = None
 
@@ -285,8 +288,9 @@ class PrefectApiDouble:
         else:
             params = parse_qs(split.query)
             query = (params.get("query") or [None])[0]
-            raw_vars = (params.get("variables") or [None])[0]
-            variables = json.loads(raw_vars) if raw_vars else None
+            variables = (params.get("variables") or [None])[0]
+            with contextlib.suppress(ValueError, TypeError):
+                variables = json.loads(variables)
             operation_name = (params.get("operationName") or [None])[0]
         kind, fields, name = describe_document(query)
         record = RecordedRequest(
@@ -346,6 +350,11 @@ class PrefectApiDouble:
             return exc.status, exc.text
         except ValueError:
             return 400, "Variables are invalid JSON."
+        except Exception:  # a bug in the double: make it visible, do not hang the client
+            text = traceback.format_exc()
+            with self._state_lock:
+                self.internal_errors.append(text)
+            return 500, f"prefect_api_double internal error:\n{text}"
 
     # ------------------------------------------------------------------ in-process use
 

@@ -30,10 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 import pendulum
 from slugify import slugify
 
-if TYPE_CHECKING:
-    from prefect.engine.state import State
-
-from .hasura import compile_where, parse_timestamptz
+from .hasura import compile_where, parse_timestamptz, select
 from .store import (
     FOREIGN_KEY_VIOLATION,
     ForeignKeyViolation,
@@ -44,7 +41,8 @@ from .store import (
     now,
 )
 
-# state names the queue treats as "ready to run": Scheduled, Queued and their subclasses
+if TYPE_CHECKING:
+    from prefect.engine.state import State
 
 QUEUED_RUNS_RETURNED_LIMIT = 25  # prefect_server config.queued_runs_returned_limit
 CORE_VERSION_CUTOFF = (0, 6, 1)
@@ -981,8 +979,6 @@ def get_runs_in_queue(
             },
         ],
     }
-    from .hasura import select
-
     runs = select(
         store,
         "flow_run",
