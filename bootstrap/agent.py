@@ -58,9 +58,17 @@ def docker_base_url(settings: Settings, environ: Mapping[str, str]) -> str:
 
 
 def agent_launch(
-    settings: Settings, api: ApiConfig, tenant_id: str, environ: Mapping[str, str]
+    settings: Settings,
+    api: ApiConfig,
+    tenant_id: str,
+    environ: Mapping[str, str],
+    job_template: Optional[str] = None,
 ) -> AgentLaunch:
-    """Build ``prefect agent <type> start ...`` and its environment from the settings."""
+    """Build ``prefect agent <type> start ...`` and its environment from the settings.
+
+    ``job_template``: the Kubernetes agent's Job template file rendered from the settings
+    (bootstrap.kubernetes.prepare_job_template); a ``kubernetes_job_template`` setting wins.
+    """
     kind = settings.agent_type
     argv: List[str] = ["prefect", "agent", kind.value, "start"]
     argv += ["--api", api.url, "--tenant-id", tenant_id]
@@ -90,8 +98,9 @@ def agent_launch(
     elif kind is AgentType.kubernetes:
         if settings.kubernetes_namespace:
             argv += ["--namespace", settings.kubernetes_namespace]
-        if settings.kubernetes_job_template:
-            argv += ["--job-template", settings.kubernetes_job_template]
+        job_template = settings.kubernetes_job_template or job_template
+        if job_template:
+            argv += ["--job-template", job_template]
         if settings.kubernetes_service_account_name:
             argv += ["--service-account-name", settings.kubernetes_service_account_name]
         if settings.kubernetes_image_pull_secrets:

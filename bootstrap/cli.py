@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -19,9 +20,9 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import click
 import yaml
 
-from bootstrap import __version__
+from bootstrap import __version__, kubernetes
 from bootstrap.agent import agent_launch, exec_agent, preflight
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, SettingsError
 from bootstrap.log import MASK, configure_logging, logger, mask, register_secrets
 from bootstrap.privileges import drop_privileges
 from bootstrap.projects import ensure_projects
@@ -106,6 +107,14 @@ def _tenant_id(api: PrefectApi, settings: Settings) -> str:
     return ensure_tenant(api, settings.tenant, settings.tenant_slug or settings.tenant)
 
 
+def _job_template(settings: Settings) -> Optional[str]:
+    """Kubernetes agent: write the flow-run Job template rendered from the settings."""
+    path = kubernetes.prepare_job_template(settings)
+    if path:
+        logger.info("Flow-run Job template written to %s", path)
+    return path
+
+
 # Commands ----------------------------------------------------------------------------------
 
 
@@ -142,8 +151,8 @@ def run(settings: Settings) -> None:
     wait_for_server(api, settings.wait_timeout)
     tenant_id = _tenant_id(api, settings)
     ensure_projects(api, tenant_id, settings.projects)
-    launch = agent_launch(settings, api.config, tenant_id, os.environ)
     preflight(settings, os.environ)
+    launch = agent_launch(settings, api.config, tenant_id, os.environ, _job_template(settings))
     logger.info("Bootstrap done in %.2f s", time.monotonic() - started)
     exec_agent(launch)
 
@@ -189,7 +198,7 @@ def agent(settings: Settings, print_only: bool, tenant_id: Optional[str]) -> Non
                 f"tenant {settings.tenant_slug!r} does not exist: run "
                 "'prefect-agent-bootstrap tenant' first, or pass --tenant-id"
             )
-    launch = agent_launch(settings, api.config, tenant_id, os.environ)
+    launch = agent_launch(settings, api.config, tenant_id, os.environ, _job_template(settings))
     if print_only:
         click.echo(launch.render())
         return
@@ -228,6 +237,71 @@ def healthcheck() -> None:
     verdict = check(main_process())
     click.echo(verdict.reason)
     sys.exit(0 if verdict.healthy else 1)
+
+
+@cli.group("kubernetes")
+def kubernetes_group() -> None:
+    """Run the agent in Kubernetes: its manifests and the flow-run Job template."""
+
+
+@kubernetes_group.command()
+@click.option(
+    "--env",
+    "extra_env",
+    multiple=True,
+    callback=_parse_pairs,
+    metavar="NAME=VALUE",
+    help="Also set NAME=VALUE in the agent container (e.g. EXTRA_PIP_PACKAGES); no secrets.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write a kustomize base (one file per object, kustomization.yaml) to this directory "
+    "instead of printing the manifests.",
+)
+@settings_options
+def manifest(
+    settings: Settings, extra_env: Optional[Dict[str, str]], output_dir: Optional[Path]
+) -> None:
+    """Print the manifests deploying the agent: ServiceAccount, Role, RoleBinding, Deployment.
+
+    Rendered from the same settings as the bootstrap (kubernetes_image is required). The
+    Prefect API URL is kubernetes_prefect_api, else this environment's PREFECT__CLOUD__API
+    (or PREFECT__SERVER__*). An API key is never written: see kubernetes_api_key_secret.
+    """
+    for name in extra_env or {}:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) or name.startswith(ENV_PREFIX):
+            raise SettingsError(
+                f"--env {name}=...: not a variable name, or a BOOTSTRAP_* setting (set those "
+                "as settings)"
+            )
+    api = resolve_api(os.environ)
+    api_url = settings.kubernetes_prefect_api or api.url
+    objects = kubernetes.manifests(settings, api_url, extra_env or {})
+    warning = kubernetes.api_url_warning(api_url)
+    if warning:
+        logger.warning("%s", warning)
+    if api.api_key and not settings.kubernetes_api_key_secret:
+        logger.warning(
+            "PREFECT__CLOUD__API_KEY is set here but is not written into the manifests: "
+            "store it in a Secret and set kubernetes_api_key_secret"
+        )
+    if output_dir is None:
+        click.echo(kubernetes.dump(objects), nl=False)
+        return
+    files = kubernetes.kustomize_base(objects)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (output_dir / name).write_text(text)
+        click.echo(output_dir / name)
+
+
+@kubernetes_group.command("job-template")
+@settings_options
+def job_template(settings: Settings) -> None:
+    """Print the flow-run Job template the agent gets (--job-template) from these settings."""
+    click.echo(yaml.safe_dump(kubernetes.job_template(settings), sort_keys=False), nl=False)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, BaseSettings, Field, ValidationError, validator
 from slugify import slugify
 
+from bootstrap import k8svalues
 from bootstrap.errors import SettingsError
 
 ENV_PREFIX = "BOOTSTRAP_"
@@ -47,6 +48,12 @@ class AgentType(str, Enum):
     docker = "docker"
     kubernetes = "kubernetes"
     local = "local"
+
+
+class PullPolicy(str, Enum):
+    Always = "Always"
+    IfNotPresent = "IfNotPresent"
+    Never = "Never"
 
 
 class LogLevel(str, Enum):
@@ -156,6 +163,71 @@ class Settings(BaseSettings):
     kubernetes_delete_finished_jobs: bool = Field(
         True, description="Delete flow-run Jobs once they finish."
     )
+    # Kubernetes manifests and the flow-run Job template (bootstrap/kubernetes.py) ----------
+    kubernetes_image: Optional[str] = Field(
+        None,
+        description="Image of the agent Deployment and default image of flow-run Jobs "
+        "(required by 'kubernetes manifest').",
+    )
+    kubernetes_image_pull_policy: Optional[PullPolicy] = Field(
+        None, description="Always, IfNotPresent or Never (default: Kubernetes' own)."
+    )
+    kubernetes_name: str = Field(
+        "prefect-agent",
+        description="Name of the agent's Deployment, ServiceAccount, Role and RoleBinding.",
+    )
+    kubernetes_agent_namespace: str = Field(
+        "default", description="Namespace of the agent's Deployment and ServiceAccount."
+    )
+    kubernetes_labels: Dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels added to the manifests and to flow-run Jobs (KEY=VALUE items).",
+    )
+    kubernetes_agent_cpu_request: Optional[str] = Field(
+        "100m", description="Agent container CPU request (empty: none)."
+    )
+    kubernetes_agent_cpu_limit: Optional[str] = Field(
+        "1", description="Agent container CPU limit (empty: none)."
+    )
+    kubernetes_agent_memory_request: Optional[str] = Field(
+        "256Mi", description="Agent container memory request (empty: none)."
+    )
+    kubernetes_agent_memory_limit: Optional[str] = Field(
+        "1Gi", description="Agent container memory limit (empty: none)."
+    )
+    kubernetes_job_cpu_request: Optional[str] = Field(
+        "500m", description="Flow-run container CPU request; a KubernetesRun's overrides it."
+    )
+    kubernetes_job_cpu_limit: Optional[str] = Field(
+        None, description="Flow-run container CPU limit; a KubernetesRun's overrides it."
+    )
+    kubernetes_job_memory_request: Optional[str] = Field(
+        "512Mi", description="Flow-run container memory request; a KubernetesRun's overrides it."
+    )
+    kubernetes_job_memory_limit: Optional[str] = Field(
+        None, description="Flow-run container memory limit; a KubernetesRun's overrides it."
+    )
+    kubernetes_job_env_secrets: List[str] = Field(
+        default_factory=list,
+        description="Secrets whose keys become environment variables of flow-run containers.",
+    )
+    kubernetes_run_as_user: int = Field(
+        1000, description="Non-root uid of the agent and flow-run containers."
+    )
+    kubernetes_run_as_group: int = Field(
+        1000, description="Gid of the agent and flow-run containers."
+    )
+    kubernetes_api_key_secret: Optional[str] = Field(
+        None, description="Secret holding the Prefect API key, if the server needs one."
+    )
+    kubernetes_api_key_secret_key: str = Field(
+        "api-key", description="Key of the Prefect API key in that Secret."
+    )
+    kubernetes_prefect_api: Optional[str] = Field(
+        None,
+        description="Prefect API URL as the agent pod reaches it (default: the URL "
+        "PREFECT__CLOUD__API / PREFECT__SERVER__* give here).",
+    )
 
     # Local agent -------------------------------------------------------------------------
     local_import_paths: List[str] = Field(
@@ -178,7 +250,7 @@ class Settings(BaseSettings):
             if text.startswith(("[", "{")):
                 return json.loads(text)
             items = _split_list(text)
-            if field_name == "agent_env":
+            if field_name in ("agent_env", "kubernetes_labels"):
                 pairs = {}
                 for item in items:
                     key, sep, value = item.partition("=")
@@ -221,7 +293,7 @@ class Settings(BaseSettings):
     def _projects_from_names(cls, value: Any) -> Any:
         if isinstance(value, (str, dict)):
             value = [value]
-        if isinstance(value, list):
+        if isinstance(value, (list, tuple)):  # a tuple: repeated --projects options
             return [{"name": item} if isinstance(item, str) else item for item in value]
         return value
 
@@ -326,6 +398,83 @@ class Settings(BaseSettings):
     def _pull_secret(cls, value: str) -> str:
         if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
             raise ValueError(f"{value!r} is not a Kubernetes secret name (RFC 1123 subdomain)")
+        return value
+
+    @validator("kubernetes_image", "kubernetes_prefect_api", "kubernetes_api_key_secret", pre=True)
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @validator("kubernetes_image")
+    def _image(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else k8svalues.check_image_reference(value)
+
+    @validator("kubernetes_name")
+    def _kubernetes_name(cls, value: str) -> str:
+        return k8svalues.check_dns_label(value, "object name (RFC 1123 label)")
+
+    @validator("kubernetes_agent_namespace")
+    def _agent_namespace(cls, value: str) -> str:
+        return k8svalues.check_dns_label(value, "namespace name (RFC 1123 label)")
+
+    @validator("kubernetes_labels")
+    def _kubernetes_labels(cls, value: Dict[str, str]) -> Dict[str, str]:
+        return k8svalues.check_labels(value)
+
+    @validator(
+        "kubernetes_agent_cpu_request",
+        "kubernetes_agent_cpu_limit",
+        "kubernetes_agent_memory_request",
+        "kubernetes_agent_memory_limit",
+        "kubernetes_job_cpu_request",
+        "kubernetes_job_cpu_limit",
+        "kubernetes_job_memory_request",
+        "kubernetes_job_memory_limit",
+        pre=True,
+    )
+    def _quantity(cls, value: Any, field: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None  # empty: no request / limit
+        text = str(value).strip()  # YAML files give numbers: cpu 2, 0.5
+        return k8svalues.check_quantity(text, "cpu" if "_cpu_" in field.name else "memory")
+
+    @validator(
+        "kubernetes_agent_cpu_limit",
+        "kubernetes_agent_memory_limit",
+        "kubernetes_job_cpu_limit",
+        "kubernetes_job_memory_limit",
+    )
+    def _limit_covers_request(cls, value: Optional[str], values: Dict[str, Any], field: Any):
+        request = values.get(field.name.replace("_limit", "_request"))
+        what = "cpu" if "_cpu_" in field.name else "memory"
+        problem = k8svalues.check_request_within_limit(what, request, value)
+        if problem:
+            raise ValueError(f"{problem} (Kubernetes refuses such a container)")
+        return value
+
+    @validator("kubernetes_job_env_secrets", each_item=True)
+    def _env_secret(cls, value: str) -> str:
+        return k8svalues.check_dns_subdomain(value, "Secret name")
+
+    @validator("kubernetes_run_as_user", "kubernetes_run_as_group")
+    def _non_root_id(cls, value: int) -> int:
+        if not 1 <= value <= 2**31 - 1:
+            raise ValueError("must be a non-root id: 1 to 2147483647")
+        return value
+
+    @validator("kubernetes_api_key_secret")
+    def _api_key_secret(cls, value: Optional[str]) -> Optional[str]:
+        return None if value is None else k8svalues.check_dns_subdomain(value, "Secret name")
+
+    @validator("kubernetes_api_key_secret_key")
+    def _api_key_secret_key(cls, value: str) -> str:
+        return k8svalues.check_secret_key(value)
+
+    @validator("kubernetes_prefect_api")
+    def _prefect_api(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value
 
     # Helpers -----------------------------------------------------------------------------
