@@ -1,0 +1,149 @@
+"""The built images: versions, packages, user, labels, and nothing secret inside."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Iterator, List
+
+import docker
+import pytest
+
+pytestmark = pytest.mark.docker
+
+PREFECT_VERSION = os.environ.get("PREFECT_VERSION", "1.2.4")
+LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
+
+
+def test_prefect_version_is_the_build_arg(containers, any_image: str) -> None:
+    result = containers.run_to_end(any_image, ["prefect", "version"])
+    assert result.exit_code == 0, result
+    assert result.stdout.strip() == PREFECT_VERSION
+
+
+def test_the_runtime_packages_import(containers, any_image: str) -> None:
+    code = (
+        "import bootstrap, docker, kubernetes, lume, prefect, pydantic, uv;"
+        "import lume.base;"
+        "print(pydantic.VERSION)"
+    )
+    result = containers.run_to_end(any_image, ["python", "-c", code])
+    assert result.exit_code == 0, result
+    assert result.stdout.strip().startswith("1.")  # pydantic<2
+
+
+def test_commands_run_as_the_non_root_user(containers, any_image: str) -> None:
+    result = containers.run_to_end(any_image, ["sh", "-c", "id -u; id -un; echo $HOME"])
+    assert result.exit_code == 0, result
+    assert result.stdout.split() == ["1000", "prefect", "/home/prefect"]
+
+
+def test_image_metadata(docker_client: docker.DockerClient, any_image: str) -> None:
+    config = docker_client.images.get(any_image).attrs["Config"]
+    labels = config["Labels"]
+    for key in ("version", "revision", "source", "base.name"):
+        assert labels.get(f"org.opencontainers.image.{key}"), key
+    assert labels["io.prefect.version"] == PREFECT_VERSION
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", labels["org.opencontainers.image.revision"])
+    assert config["StopSignal"] == "SIGINT"
+    assert config["Healthcheck"]["Test"] == ["CMD", "prefect-agent-bootstrap", "healthcheck"]
+    assert config["Entrypoint"][:3] == ["tini", "-g", "--"]
+    assert "EXTRA_CONDA_PACKAGES=" in config["Env"]
+    assert "EXTRA_PIP_PACKAGES=" in config["Env"]
+    assert "8080/tcp" in config["ExposedPorts"]
+
+
+def test_prod_has_no_compilers_and_no_test_tools(containers, prod_image: str) -> None:
+    probe = "for tool in gcc cc g++ c++ make pytest ruff; do command -v $tool; done; true"
+    result = containers.run_to_end(prod_image, ["sh", "-c", probe])
+    assert result.exit_code == 0, result
+    assert result.stdout.strip() == ""
+
+
+def test_dev_has_the_test_tools_and_an_editable_bootstrap(containers, dev_image: str) -> None:
+    code = "import bootstrap, pytest; print(bootstrap.__file__)"
+    result = containers.run_to_end(dev_image, ["python", "-c", code])
+    assert result.exit_code == 0, result
+    assert result.stdout.strip() == "/opt/src/bootstrap/__init__.py"
+
+
+def _layer_files(docker_cli: str, image: str, workdir: Path) -> Iterator[tarfile.TarFile]:
+    archive = workdir / "image.tar"
+    subprocess.run([docker_cli, "save", "--output", str(archive), image], check=True)
+    with tarfile.open(archive) as saved:
+        for member in saved.getmembers():
+            if member.name.endswith("layer.tar") or member.name.startswith("blobs/"):
+                handle = saved.extractfile(member)
+                if handle is None:
+                    continue
+                try:
+                    with tarfile.open(fileobj=handle) as layer:
+                        yield layer
+                except tarfile.ReadError:
+                    continue  # a config blob, not a layer
+
+
+def _local_ca_bodies() -> List[bytes]:
+    """Base64 bodies of the CA certificates this host added (a TLS proxy's CA on CI)."""
+    bodies = []
+    for path in sorted(LOCAL_CA_DIR.glob("*.crt")):
+        text = path.read_text()
+        for block in re.findall(r"-----BEGIN CERTIFICATE-----(.+?)-----END", text, re.S):
+            lines = block.split()
+            bodies.append(lines[len(lines) // 2].encode())  # a full 64-character line
+    return bodies
+
+
+def test_no_build_secret_or_ca_file_in_layers_or_history(
+    docker_cli: str, any_image: str, tmp_path: Path
+) -> None:
+    """The proxy CA handed to the build as a secret must be nowhere in the image."""
+    history = subprocess.run(
+        [docker_cli, "history", "--no-trunc", "--format", "{{.CreatedBy}}", any_image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "BEGIN CERTIFICATE" not in history
+    assert "/run/secrets/extra_ca" not in history  # only the mount's id, never a copy
+
+    markers = _local_ca_bodies()
+    suspicious = re.compile(r"(^|/)(ca-bundle\.[A-Za-z0-9]+|extra_ca)$|^run/secrets/")
+    found = []
+    for layer in _layer_files(docker_cli, any_image, tmp_path):
+        for member in layer.getmembers():
+            if suspicious.search(member.name):
+                found.append(member.name)
+            if markers and member.isfile() and member.size < 5_000_000:
+                handle = layer.extractfile(member)
+                content = handle.read() if handle else b""
+                if any(marker in content for marker in markers):
+                    found.append(f"{member.name} (contains a local CA)")
+    assert found == []
+
+
+@pytest.mark.skipif(
+    not list(LOCAL_CA_DIR.glob("*.crt")), reason="this host adds no CA of its own to look for"
+)
+def test_the_build_really_used_the_local_ca() -> None:
+    """Guards the test above: on this host the build needed the proxy CA it looks for."""
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt").read_bytes()
+    assert all(marker in bundle for marker in _local_ca_bodies())
+
+
+def test_entrypoint_passes_arguments_through_unchanged(containers, any_image: str) -> None:
+    args = ["python", "-c", "import sys; print(sys.argv[1:])", "a b", "$HOME", ";", "--x"]
+    result = containers.run_to_end(any_image, args)
+    assert result.exit_code == 0, result
+    assert json.loads(result.stdout.replace("'", '"')) == ["a b", "$HOME", ";", "--x"]
+
+
+def test_an_unknown_command_fails_clearly(containers, any_image: str) -> None:
+    result = containers.run_to_end(any_image, ["no-such-command"])
+    assert result.exit_code != 0
+    assert "cannot run 'no-such-command'" in result.output
+    assert "Traceback" not in result.output
