@@ -1,0 +1,264 @@
+"""EXTRA_CONDA_PACKAGES: plan and apply with mamba, micromamba, conda, or py-rattler.
+
+- A conda CLI (conda bases such as miniforge): ``<tool> install --dry-run --json`` plans,
+  then ``<tool> install --yes`` applies. Channels come from the request (``-c``) and the
+  tool's own configuration (``.condarc``, ``CONDA_CHANNELS``, ...).
+- py-rattler (bases without a conda CLI, like the offline Debian base): a worker process
+  (:mod:`bootstrap.extras.rattler_worker`) solves, reports the plan, and installs only when
+  told to, so an interruption can stop it like any other installer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional
+
+from bootstrap.errors import ExtrasError
+from bootstrap.extras import proc
+from bootstrap.extras.environment import TargetEnv
+from bootstrap.extras.plan import (
+    CONDA_INSTALLER_VAR,
+    CONDA_INSTALLERS,
+    CONDA_VAR,
+    Changes,
+    CondaRequest,
+    conda_channels,
+    conda_cli_argv,
+    installer_message,
+    parse_conda_dry_run,
+)
+from bootstrap.log import logger
+
+
+@dataclass
+class CondaPlan:
+    request: CondaRequest
+    changes: Changes
+    backups: List[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _identity(path: str) -> str:
+    """Who the installer is, cheaply (no subprocess): path, size and mtime of the binary."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return path
+    return f"{os.path.realpath(path)}:{info.st_size}:{info.st_mtime_ns}"
+
+
+class CondaCli:
+    """mamba / micromamba / conda, whichever the base image has."""
+
+    def __init__(self, tool: str, path: str, prefix: Path, env: Mapping[str, str]):
+        self.tool = tool
+        self.path = path
+        self.prefix = prefix
+        self.env = env
+
+    @property
+    def name(self) -> str:
+        return self.tool
+
+    @property
+    def identity(self) -> str:
+        return f"{self.tool}:{_identity(self.path)}"
+
+    def plan(self, request: CondaRequest, target: TargetEnv) -> CondaPlan:
+        argv = conda_cli_argv(self.path, str(self.prefix), request, dry_run=True)
+        result = proc.run(argv, self.env)
+        try:
+            changes, unlinked = parse_conda_dry_run(result.stdout)
+        except ExtrasError as exc:
+            raise ExtrasError(
+                f"{CONDA_VAR}: {self.tool} cannot install {request.describe()}: {exc}"
+            ) from None
+        if result.returncode != 0:
+            raise ExtrasError(
+                f"{CONDA_VAR}: {self.tool} cannot install {request.describe()}:\n"
+                f"{installer_message(result.output)}"
+            )
+        backups: List[Path] = []
+        for dist in unlinked:
+            meta = self.prefix / "conda-meta" / f"{dist}.json"
+            try:
+                files = json.loads(meta.read_text()).get("files", [])
+            except (OSError, ValueError):
+                files = []
+            backups.extend(self.prefix / item for item in files)
+        for name, _ in changes.install:  # a conda package replacing a pip distribution
+            backups.extend(target.dist_files(name))
+        return CondaPlan(request, changes, backups, result.seconds)
+
+    def apply(self, plan: CondaPlan) -> float:
+        argv = conda_cli_argv(self.path, str(self.prefix), plan.request, dry_run=False)
+        result = proc.run(argv, self.env)
+        if result.returncode != 0:
+            raise ExtrasError(
+                f"{CONDA_VAR}: {self.tool} failed to install {plan.request.describe()}:\n"
+                f"{installer_message(result.output)}"
+            )
+        return result.seconds
+
+    def close(self) -> None:
+        pass
+
+
+class Rattler:
+    """py-rattler in a worker process: solve -> plan on stdout -> "apply" on stdin."""
+
+    name = "rattler"
+
+    def __init__(self, prefix: Path, env: Mapping[str, str], python: str):
+        self.prefix = prefix
+        self.env = env
+        self.python = python
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def identity(self) -> str:
+        from importlib.metadata import version
+
+        return f"rattler:{version('py-rattler')}"
+
+    def _send(self, message: str) -> None:
+        if self.process is None or self.process.stdin is None:
+            raise ExtrasError(f"{CONDA_VAR}: the rattler worker is not running")
+        self.process.stdin.write(message + "\n")
+        self.process.stdin.flush()
+
+    def _receive(self) -> dict:
+        if self.process is None or self.process.stdout is None:
+            raise ExtrasError(f"{CONDA_VAR}: the rattler worker is not running")
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            stderr = self.process.stderr.read() if self.process.stderr else ""
+            raise ExtrasError(
+                f"{CONDA_VAR}: the rattler worker ended unexpectedly "
+                f"(exit {self.process.returncode}):\n{installer_message(stderr)}"
+            )
+        return json.loads(line)
+
+    def plan(self, request: CondaRequest, target: TargetEnv) -> CondaPlan:
+        started = time.monotonic()
+        cache = Path(self.env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        pkgs_dirs = [item for item in self.env.get("CONDA_PKGS_DIRS", "").split(",") if item]
+        message = {
+            "prefix": str(self.prefix),
+            "python": str(target.python),
+            "python_version": target.version,
+            "pip_distributions": {
+                name: version for name, (version, _) in target.distributions.items()
+            },
+            "channels": conda_channels(request, self.env),
+            "channel_alias": self.env.get("CONDA_CHANNEL_ALIAS") or "https://conda.anaconda.org/",
+            "specs": list(request.specs),
+            "repodata_cache": str(cache / "rattler" / "cache"),
+            "package_cache": pkgs_dirs[0] if pkgs_dirs else str(cache / "rattler" / "pkgs"),
+        }
+        self.process = proc.popen(
+            [self.python, "-m", "bootstrap.extras.rattler_worker"],
+            self.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            self._send(json.dumps(message))
+            answer = self._receive()
+        except BaseException:
+            self.close()
+            raise
+        if not answer.get("ok"):
+            self.close()
+            raise ExtrasError(
+                f"{CONDA_VAR}: rattler cannot install {request.describe()} from "
+                f"{', '.join(message['channels'])}:\n{answer.get('error', '').strip()}"
+            )
+        changes = Changes(install=[tuple(item) for item in answer["install"]])
+        return CondaPlan(request, changes, [], time.monotonic() - started)
+
+    def apply(self, plan: CondaPlan) -> float:
+        started = time.monotonic()
+        try:
+            self._send("apply")
+            answer = self._receive()
+        except BaseException:
+            self.close()
+            raise
+        self.close()
+        if not answer.get("ok"):
+            raise ExtrasError(
+                f"{CONDA_VAR}: rattler failed to install {plan.request.describe()}:\n"
+                f"{answer.get('error', '').strip()}"
+            )
+        return time.monotonic() - started
+
+    def close(self) -> None:
+        """Stop the worker (closing stdin first: a worker that has not been told to apply
+        exits without touching the environment)."""
+        if self.process is None:
+            return
+        process, self.process = self.process, None
+        if process.stdin:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.stop_group(process)
+        except BaseException:
+            proc.stop_group(process)
+            raise
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
+
+
+def choose_conda_installer(
+    environ: Mapping[str, str], prefix: Path, env: Dict[str, str], python: str
+):
+    """EXTRA_CONDA_INSTALLER (auto by default): mamba, micromamba, conda, else py-rattler."""
+    wanted = (environ.get(CONDA_INSTALLER_VAR) or "auto").strip().lower()
+    if wanted not in ("auto", *CONDA_INSTALLERS):
+        raise ExtrasError(
+            f"{CONDA_INSTALLER_VAR}={wanted!r}: use auto or one of {', '.join(CONDA_INSTALLERS)}"
+        )
+    candidates = CONDA_INSTALLERS if wanted == "auto" else (wanted,)
+    path_value = env.get("PATH")
+    for tool in candidates:
+        if tool == "rattler":
+            try:
+                import rattler  # noqa: F401
+            except ImportError:
+                continue
+            return Rattler(prefix, env, python)
+        found = shutil.which(tool, path=path_value)
+        if found:
+            return CondaCli(tool, found, prefix, env)
+    raise ExtrasError(
+        f"{CONDA_VAR} is set but no conda installer is available "
+        f"({CONDA_INSTALLER_VAR}={wanted}; looked for {', '.join(candidates)})"
+    )
+
+
+def describe_installer(installer) -> str:
+    if isinstance(installer, Rattler):
+        from importlib.metadata import version
+
+        return f"py-rattler {version('py-rattler')}"
+    return f"{installer.tool} ({installer.path})"
+
+
+def log_plan(plan: CondaPlan, installer) -> None:
+    logger.info(
+        "Conda plan (%s, %.2f s): %s", installer.name, plan.seconds, plan.changes.describe()
+    )

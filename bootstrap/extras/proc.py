@@ -1,0 +1,131 @@
+"""Installer processes that an interruption can stop, and signals turned into exceptions.
+
+``docker stop`` makes tini send SIGINT (the image's STOPSIGNAL) to the bootstrap's process
+group. Installers run in their own session instead, so they never see that signal: the
+bootstrap decides. While extras are installed, SIGINT/SIGTERM/SIGHUP raise
+:class:`Interrupted` in the bootstrap, which stops the installer (SIGTERM to its process
+group, then SIGKILL), rolls the environment back with signals ignored, and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator, List, Mapping, Optional, Sequence
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+GRACE_SECONDS = 5.0
+
+
+class Interrupted(BaseException):
+    """A stop signal arrived while extras were being installed."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def _raise(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """Within the block, SIGINT/SIGTERM/SIGHUP raise :class:`Interrupted`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _raise) for signum in SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[List[int]]:
+    """Within the block, stop signals are recorded (yielded list) instead of acted upon."""
+    received: List[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {
+        signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+        for signum in SIGNALS
+    }
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@dataclass
+class Completed:
+    argv: List[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def output(self) -> str:
+        return (self.stdout + "\n" + self.stderr).strip()
+
+
+def stop_group(process: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started."""
+    if process.poll() is not None:
+        return
+    for signum, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signum)
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def popen(argv: Sequence[str], env: Mapping[str, str], **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        start_new_session=True,  # not in tini's process group: the bootstrap stops it
+        text=True,
+        **kwargs,
+    )
+
+
+def run(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    input: Optional[str] = None,
+    timeout: Optional[float] = None,
+) -> Completed:
+    """Run ``argv`` (never through a shell), capturing its output; on any exception
+    (Interrupted included) stop it and its children before re-raising."""
+    started = time.monotonic()
+    process = popen(
+        argv,
+        env,
+        stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = process.communicate(input=input, timeout=timeout)
+    except BaseException:
+        stop_group(process)
+        raise
+    return Completed(list(argv), process.returncode, stdout, stderr, time.monotonic() - started)
