@@ -23,6 +23,7 @@ import yaml
 from bootstrap import __version__, kubernetes
 from bootstrap.agent import agent_launch, exec_agent, preflight
 from bootstrap.errors import BootstrapError, SettingsError
+from bootstrap.extras import install_extras
 from bootstrap.log import MASK, configure_logging, logger, mask, register_secrets
 from bootstrap.privileges import drop_privileges
 from bootstrap.projects import ensure_projects
@@ -135,6 +136,7 @@ def entrypoint(command: Tuple[str, ...]) -> None:
     """
     configure_logging(os.environ.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper())
     drop_privileges(os.environ)
+    install_extras(os.environ)
     argv = list(command or DEFAULT_COMMAND)
     try:
         os.execvp(argv[0], argv)
