@@ -20,8 +20,12 @@ import argparse
 import json
 import signal
 import sys
-import threading
+import time
 from typing import Any, Dict, List, Optional
+
+
+class _Stop(Exception):
+    """Raised by the SIGINT/SIGTERM handler of ``serve``."""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -40,19 +44,24 @@ def _serve(args: argparse.Namespace) -> int:
             )
 
         double.request_listener = log
-    done = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
-        done.set()
+        # no locks in a signal handler (an Event.set() here can deadlock the main
+        # thread): leave the sleep below by raising, and ignore further signals
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise _Stop
 
     # handlers first: a signal sent as soon as the URL is printed must stop us cleanly
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    double.start()
-    print(double.url, flush=True)
     try:
-        while not done.wait(0.5):
-            pass
+        double.start()
+        print(double.url, flush=True)
+        while True:
+            time.sleep(3600)
+    except _Stop:
+        pass
     finally:
         double.stop()
     return 0
