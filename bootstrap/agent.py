@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import shutil
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,14 +139,22 @@ def check_docker(base_url: str) -> None:
                 f"no Docker socket at {socket}: the Docker agent starts flow runs through it. "
                 f"Mount it: docker run -v /var/run/docker.sock:{socket} ..."
             )
-        if not os.access(socket, os.R_OK | os.W_OK):
-            stat = socket.stat()
+        if not stat.S_ISSOCK(socket.stat().st_mode):
+            # docker run -v creates an empty directory when the host path does not exist
+            kind = "a directory" if socket.is_dir() else "a file"
             raise PreflightError(
-                f"the Docker socket {socket} (owner {stat.st_uid}:{stat.st_gid}, mode "
-                f"{stat.st_mode & 0o777:o}) is not writable by uid {os.getuid()} "
+                f"{socket} is not a socket ({kind}): mount the Docker engine's socket there. "
+                "A directory usually means the host path of the -v mount did not exist "
+                "when the container was created: is the engine running on the host?"
+            )
+        if not os.access(socket, os.R_OK | os.W_OK):
+            info = socket.stat()
+            raise PreflightError(
+                f"the Docker socket {socket} (owner {info.st_uid}:{info.st_gid}, mode "
+                f"{info.st_mode & 0o777:o}) is not writable by uid {os.getuid()} "
                 f"(groups {sorted(os.getgroups())}). Start the container as root (the image "
                 "default: the entrypoint adds the socket's group, then drops root) or add "
-                f"the group yourself: docker run --group-add {stat.st_gid} ..."
+                f"the group yourself: docker run --group-add {info.st_gid} ..."
             )
     import docker  # deferred: only the Docker agent needs it
 

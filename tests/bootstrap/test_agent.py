@@ -138,6 +138,14 @@ def test_missing_docker_socket_is_explained(tmp_path: Path) -> None:
         check_docker(f"unix://{tmp_path}/docker.sock")
 
 
+@pytest.mark.parametrize("kind", ["directory", "file"])
+def test_something_else_than_a_socket_is_named_as_such(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "docker.sock"  # docker run -v makes a directory for a missing host path
+    path.mkdir() if kind == "directory" else path.write_text("")
+    with pytest.raises(PreflightError, match=rf"docker.sock is not a socket \(a {kind}\)"):
+        check_docker(f"unix://{path}")
+
+
 def test_a_socket_nobody_answers_on_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "docker.sock"
     listener = socket.socket(socket.AF_UNIX)
