@@ -18,9 +18,12 @@ FLOW_RUN_LABEL = "io.prefect.flow-run-id"
 
 
 def flow_run_containers(docker_client, flow_run_id: str) -> list:
-    return docker_client.containers.list(
+    """Ids of the flow run's containers. The low-level list: the SDK's containers.list()
+    inspects each one and fails on a container auto-removed in the meantime."""
+    found = docker_client.api.containers(
         all=True, filters={"label": f"{FLOW_RUN_LABEL}={flow_run_id}"}
     )
+    return [container["Id"] for container in found]
 
 
 def test_a_flow_run_goes_from_scheduled_to_success_in_a_sibling_container(
@@ -38,7 +41,7 @@ def test_a_flow_run_goes_from_scheduled_to_success_in_a_sibling_container(
     seen_container = []
 
     def submitted_with_container():
-        seen_container.extend(c.id for c in flow_run_containers(docker_client, run_id))
+        seen_container.extend(flow_run_containers(docker_client, run_id))
         return api.flow_run(run_id)["state"] != "Scheduled" and seen_container
 
     api.wait_until(submitted_with_container, timeout=60, what="a flow-run container")
