@@ -3,6 +3,7 @@
 #
 #   build.sh create-env PREFIX PYTHON_VERSION LOCK   conda env (conda base) or venv (plain base)
 #   build.sh install-locked PREFIX LOCK [OVERRIDE...]
+#   build.sh slim PREFIX                        drop test suites; bytecode for hot paths only
 #   build.sh install-lume-services PREFIX LOCK REPOSITORY VERSION
 #   build.sh with-ca COMMAND...                 run COMMAND trusting the extra CA, if any
 #
@@ -63,9 +64,32 @@ install_locked() {
     for override in "$@"; do
         echo "$override" >>"$overrides"
     done
-    "$prefix/bin/uv" pip install --python "$prefix/bin/python" --compile-bytecode \
-        --requirement "$lock" --override "$overrides"
-    rm -f "$overrides"
+    requirements=$(mktemp)
+    if command -v conda >/dev/null 2>&1; then
+        # py-rattler (80 MB) only stands in for a conda CLI; this base has one.
+        grep -v '^py-rattler==' "$lock" >"$requirements"
+    else
+        cp "$lock" "$requirements"
+    fi
+    "$prefix/bin/uv" pip install --python "$prefix/bin/python" \
+        --requirement "$requirements" --override "$overrides"
+    rm -f "$overrides" "$requirements"
+}
+
+slim() {
+    prefix=$1
+    site=$("$prefix/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    # The scientific stack ships its test suites (65 MB); nothing imports them at run time.
+    for package in numpy scipy matplotlib mpl_toolkits dask distributed tornado h5py pandas; do
+        if [ -d "$site/$package" ]; then
+            find "$site/$package" -depth -type d \( -name tests -o -name test \) \
+                -exec rm -rf {} +
+        fi
+    done
+    # Bytecode for the modules that start the bootstrap, an agent or a flow run (60 of 150 MB):
+    # the rest compiles on first use, into the container, as the runtime user owns the env.
+    find "$prefix" -name __pycache__ -type d -prune -exec rm -rf {} +
+    "$prefix/bin/python" "$(dirname "$0")/warm-imports.py"
 }
 
 install_lume_services() {
@@ -98,11 +122,12 @@ PY
     rm -f "$archive"
 }
 
-command=${1:?usage: build.sh create-env|install-locked|install-lume-services|with-ca ...}
+command=${1:?usage: build.sh create-env|install-locked|slim|install-lume-services|with-ca ...}
 shift
 case "$command" in
     create-env) create_env "$@" ;;
     install-locked) install_locked "$@" ;;
+    slim) slim "$@" ;;
     install-lume-services) install_lume_services "$@" ;;
     with-ca) with_ca "$@" ;;
     *) die "unknown step '$command'" ;;
