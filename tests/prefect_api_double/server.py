@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import sys
 import threading
 import time
 import traceback
@@ -122,6 +123,13 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: Tuple[str, int], double: PrefectApiDouble) -> None:
         self.double = double
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up before its answer (a container stopped mid-request) is
+        # normal; anything else is still printed, as socketserver does.
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class PrefectApiDouble:
