@@ -62,6 +62,7 @@ class ExtrasInterrupted(ExtrasError):
 def install_extras(environ: Mapping[str, str], prefix: Optional[Path] = None) -> None:
     """Install EXTRA_CONDA_PACKAGES and EXTRA_PIP_PACKAGES into the runtime environment
     (``$PREFECT_ENV``, else this interpreter's prefix), or raise ExtrasError."""
+    started = time.monotonic()
     conda_value = (environ.get(CONDA_VAR) or "").strip()
     pip_value = (environ.get(PIP_VAR) or "").strip()
     apt_value = (environ.get(APT_VAR) or "").strip()
@@ -88,7 +89,7 @@ def install_extras(environ: Mapping[str, str], prefix: Optional[Path] = None) ->
                 return
             with ca_bundle(environ) as ca_env:
                 env = {**environ, **ca_env}
-                _install(prefix, environ, env, conda_request, pip_request)
+                _install(prefix, environ, env, conda_request, pip_request, started)
     except proc.Interrupted as exc:
         raise ExtrasInterrupted(
             f"stopped by {exc.name} while preparing extra packages; nothing was changed"
@@ -118,7 +119,7 @@ def _recover(prefix: Path) -> None:
     logger.info("Rolled back: %s", report.describe())
 
 
-def _install(prefix, environ, env, conda_request, pip_request) -> None:
+def _install(prefix, environ, env, conda_request, pip_request, started: float) -> None:
     from bootstrap.extras.conda import choose_conda_installer, describe_installer
     from bootstrap.extras.environment import inspect_env, python_of
     from bootstrap.extras.pip import choose_pip_installer
@@ -136,11 +137,13 @@ def _install(prefix, environ, env, conda_request, pip_request) -> None:
     )
     if journal.read_fingerprint(prefix) == digest:
         logger.info(
-            "Extra packages already installed (fingerprint %s): installers skipped", digest[:12]
+            "Extra packages already installed (fingerprint %s, checked in %.3f s): "
+            "installers skipped",
+            digest[:12],
+            time.monotonic() - started,
         )
         return
 
-    started = time.monotonic()
     what: List[str] = []
     if conda_request:
         what.append(f"conda [{conda_request.describe()}] with {describe_installer(conda)}")
@@ -215,7 +218,9 @@ def _roll_back(
     with proc.signals_deferred() as received:
         if conda is not None:
             conda.close()
-        if not planning:
+        if isinstance(exc, proc.Interrupted):
+            logger.warning("Stopped by %s: rolling the environment back", exc.name)
+        elif not planning:
             logger.warning("Installing extra packages failed: rolling the environment back")
         report = transaction.rollback()
     if not report.complete:

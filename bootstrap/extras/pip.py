@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping
@@ -54,6 +56,12 @@ class PipInstaller:
         return f"{self.tool}:{os.path.realpath(self.path)}:{info.st_size}:{info.st_mtime_ns}"
 
     def version(self) -> str:
+        """``uv 0.13.8`` / ``pip 23.0.1``, for the log."""
+        if self.tool == "pip" and Path(sys.prefix).resolve() == self.python.parent.parent.resolve():
+            from importlib.metadata import PackageNotFoundError, version
+
+            with contextlib.suppress(PackageNotFoundError):
+                return f"pip {version('pip')}"  # no 0.3 s interpreter start for the log
         argv = (
             [self.path, "--version"]
             if self.tool == "uv"
