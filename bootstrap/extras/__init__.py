@@ -217,7 +217,7 @@ def _roll_back(
     """Undo the transaction (signals deferred); return the error to raise."""
     with proc.signals_deferred() as received:
         if conda is not None:
-            conda.close()
+            conda.close(force=True)
         if isinstance(exc, proc.Interrupted):
             logger.warning("Stopped by %s: rolling the environment back", exc.name)
         elif not planning:

@@ -15,10 +15,11 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import IO, Dict, List, Mapping, Optional
 
 from bootstrap.errors import ExtrasError
 from bootstrap.extras import proc
@@ -107,8 +108,8 @@ class CondaCli:
             )
         return result.seconds
 
-    def close(self) -> None:
-        pass
+    def close(self, force: bool = False) -> None:
+        """Nothing to end: each conda CLI run is over when plan/apply returns."""
 
 
 class Rattler:
@@ -121,6 +122,7 @@ class Rattler:
         self.env = env
         self.python = python
         self.process: Optional[subprocess.Popen] = None
+        self.stderr: Optional[IO[bytes]] = None
 
     @property
     def identity(self) -> str:
@@ -140,7 +142,10 @@ class Rattler:
         line = self.process.stdout.readline()
         if not line:
             self.process.wait()
-            stderr = self.process.stderr.read() if self.process.stderr else ""
+            stderr = ""
+            if self.stderr is not None:
+                self.stderr.seek(0)
+                stderr = self.stderr.read().decode(errors="replace")
             raise ExtrasError(
                 f"{CONDA_VAR}: the rattler worker ended unexpectedly "
                 f"(exit {self.process.returncode}):\n{installer_message(stderr)}"
@@ -164,18 +169,20 @@ class Rattler:
             "repodata_cache": str(cache / "rattler" / "cache"),
             "package_cache": pkgs_dirs[0] if pkgs_dirs else str(cache / "rattler" / "pkgs"),
         }
+        # a file, not a pipe: a chatty worker can never fill it and block
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         self.process = proc.popen(
             [self.python, "-m", "bootstrap.extras.rattler_worker"],
             self.env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.stderr,
         )
         try:
             self._send(json.dumps(message))
             answer = self._receive()
         except BaseException:
-            self.close()
+            self.close(force=True)
             raise
         if not answer.get("ok"):
             self.close()
@@ -192,7 +199,7 @@ class Rattler:
             self._send("apply")
             answer = self._receive()
         except BaseException:
-            self.close()
+            self.close(force=True)
             raise
         self.close()
         if not answer.get("ok"):
@@ -202,12 +209,15 @@ class Rattler:
             )
         return time.monotonic() - started
 
-    def close(self) -> None:
-        """Stop the worker (closing stdin first: a worker that has not been told to apply
-        exits without touching the environment)."""
+    def close(self, force: bool = False) -> None:
+        """End the worker: closing its input makes one that was not told to apply exit
+        without touching the environment; ``force`` (errors, interruptions) stops it at once,
+        even in the middle of an install."""
         if self.process is None:
             return
         process, self.process = self.process, None
+        if force:
+            proc.stop_group(process)
         if process.stdin:
             with contextlib.suppress(OSError):
                 process.stdin.close()
@@ -218,9 +228,11 @@ class Rattler:
         except BaseException:
             proc.stop_group(process)
             raise
-        for stream in (process.stdout, process.stderr):
-            if stream:
-                stream.close()
+        if process.stdout:
+            process.stdout.close()
+        if self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None
 
 
 def choose_conda_installer(
