@@ -135,6 +135,7 @@ def entrypoint(command: Tuple[str, ...]) -> None:
     prefect-agent-bootstrap run), which becomes the container's main process.
     """
     configure_logging(os.environ.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper())
+    logger.debug("Entrypoint started (uid %d): preparing the container", os.getuid())
     drop_privileges(os.environ)
     install_extras(os.environ)
     argv = list(command or DEFAULT_COMMAND)
