@@ -30,6 +30,7 @@ from bootstrap.extras.plan import (
     CONDA_VAR,
     Changes,
     CondaRequest,
+    UnreadablePlan,
     conda_channels,
     conda_cli_argv,
     installer_message,
@@ -75,16 +76,19 @@ class CondaCli:
     def plan(self, request: CondaRequest, target: TargetEnv) -> CondaPlan:
         argv = conda_cli_argv(self.path, str(self.prefix), request, dry_run=True)
         result = proc.run(argv, self.env)
+        failure: Optional[str] = None
         try:
             changes, unlinked = parse_conda_dry_run(result.stdout)
-        except ExtrasError as exc:
+        except UnreadablePlan:  # no JSON: the tool's own words
+            failure = installer_message(result.output)
+        except ExtrasError as exc:  # a JSON error document
+            failure = str(exc)
+        else:
+            if result.returncode != 0:
+                failure = installer_message(result.output)
+        if failure is not None:
             raise ExtrasError(
-                f"{CONDA_VAR}: {self.tool} cannot install {request.describe()}: {exc}"
-            ) from None
-        if result.returncode != 0:
-            raise ExtrasError(
-                f"{CONDA_VAR}: {self.tool} cannot install {request.describe()}:\n"
-                f"{installer_message(result.output)}"
+                f"{CONDA_VAR}: {self.tool} cannot install {request.describe()}:\n{failure}"
             )
         backups: List[Path] = []
         for dist in unlinked:

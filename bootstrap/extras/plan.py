@@ -404,15 +404,21 @@ def _conda_action(item: object) -> Tuple[str, str, str]:
     return name, version, build
 
 
+class UnreadablePlan(ExtrasError):
+    """The conda installer's dry run printed no JSON plan."""
+
+
 def parse_conda_dry_run(output: str) -> Tuple[Changes, List[str]]:
     """``conda|mamba|micromamba install --dry-run --json``: (changes, unlinked dist names).
 
     Raises ExtrasError with conda's own message when the JSON reports an error."""
     start = output.find("{")
+    if start < 0:
+        raise UnreadablePlan(f"the conda installer printed no plan:\n{output[-2000:]}")
     try:
-        data = json.loads(output[start:]) if start >= 0 else {}
+        data = json.loads(output[start:])
     except json.JSONDecodeError:
-        raise ExtrasError(f"cannot read the conda installer's plan:\n{output[-2000:]}") from None
+        raise UnreadablePlan(f"cannot read the conda installer's plan:\n{output[-2000:]}") from None
     if data.get("error") or data.get("success") is False:
         message = data.get("message") or data.get("error") or "unknown error"
         raise ExtrasError(str(message))

@@ -21,7 +21,7 @@ import pytest
 
 from bootstrap.errors import ExtrasError
 from bootstrap.extras import install_extras, journal
-from bootstrap.log import logger
+from bootstrap.log import logger, mask
 from tests.fixtures.extras import PackageServer, build_repo, make_tls, make_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,6 +238,15 @@ def test_a_replaced_distribution_is_restored(env, environ, repo):
     assert run_python(env, "import tinydep; print(tinydep.VERSION)") == "0.1.0"
     after = journal.scan(env)
     assert after == before
+
+
+def test_credentials_in_index_urls_are_masked(env, environ, repo):
+    url = repo.url.replace("http://", "http://bob:s3cr3t-pw@")
+    environ["EXTRA_PIP_PACKAGES"] = f"--index-url {url}/simple tinypgk"
+    with pytest.raises(ExtrasError) as info:
+        install_extras(environ, prefix=env)
+    assert "s3cr3t-pw" not in mask(str(info.value))
+    assert "s3cr3t-pw" not in mask(environ["EXTRA_PIP_PACKAGES"])
 
 
 def test_unsupported_variables_and_installers(env, environ):

@@ -10,6 +10,7 @@ from bootstrap.errors import ExtrasError
 from bootstrap.extras.plan import (
     CondaRequest,
     PipRequest,
+    UnreadablePlan,
     ca_environment,
     conda_channels,
     conda_cli_argv,
@@ -256,8 +257,10 @@ def test_conda_dry_run_plan_and_errors():
     failure = {"exception_name": "PackagesNotFoundError", "error": "PackagesNotFoundError: nope"}
     with pytest.raises(ExtrasError, match="PackagesNotFoundError: nope"):
         parse_conda_dry_run(json.dumps(failure))
-    with pytest.raises(ExtrasError, match="cannot read"):
+    with pytest.raises(UnreadablePlan, match="cannot read"):
         parse_conda_dry_run("{not json")
+    with pytest.raises(UnreadablePlan, match="printed no plan"):
+        parse_conda_dry_run("Traceback (most recent call last): ...")
 
 
 def test_installer_message_starts_at_the_error():
