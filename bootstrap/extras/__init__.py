@@ -133,7 +133,7 @@ def _install(prefix, environ, env, conda_request, pip_request, started: float) -
         pip_request,
         pip.identity if pip else "",
         environ,
-        _python_identity(python),
+        proc.executable_identity(str(python)),
     )
     if journal.read_fingerprint(prefix) == digest:
         logger.info(
@@ -238,14 +238,6 @@ def _roll_back(
     return ExtrasError(
         f"installing extra packages failed unexpectedly ({type(exc).__name__}: {exc}); {outcome}"
     )
-
-
-def _python_identity(python: Path) -> str:
-    try:
-        info = os.stat(python)
-        return f"{os.path.realpath(python)}:{info.st_size}:{info.st_mtime_ns}"
-    except OSError:
-        return str(python)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -47,15 +46,6 @@ class CondaPlan:
     seconds: float = 0.0
 
 
-def _identity(path: str) -> str:
-    """Who the installer is, cheaply (no subprocess): path, size and mtime of the binary."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return path
-    return f"{os.path.realpath(path)}:{info.st_size}:{info.st_mtime_ns}"
-
-
 class CondaCli:
     """mamba / micromamba / conda, whichever the base image has."""
 
@@ -71,7 +61,7 @@ class CondaCli:
 
     @property
     def identity(self) -> str:
-        return f"{self.tool}:{_identity(self.path)}"
+        return f"{self.tool}:{proc.executable_identity(self.path)}"
 
     def plan(self, request: CondaRequest, target: TargetEnv) -> CondaPlan:
         argv = conda_cli_argv(self.path, str(self.prefix), request, dry_run=True)

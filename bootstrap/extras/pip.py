@@ -49,11 +49,7 @@ class PipInstaller:
 
     @property
     def identity(self) -> str:
-        try:
-            info = os.stat(self.path)
-        except OSError:
-            return f"{self.tool}:{self.path}"
-        return f"{self.tool}:{os.path.realpath(self.path)}:{info.st_size}:{info.st_mtime_ns}"
+        return f"{self.tool}:{proc.executable_identity(self.path)}"
 
     def version(self) -> str:
         """``uv 0.13.8`` / ``pip 23.0.1``, for the log."""

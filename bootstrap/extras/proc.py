@@ -97,6 +97,15 @@ def stop_group(process: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
             continue
 
 
+def executable_identity(path: str) -> str:
+    """Who an installer is, cheaply (no subprocess): path, size and mtime of the binary."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return path
+    return f"{os.path.realpath(path)}:{info.st_size}:{info.st_mtime_ns}"
+
+
 def popen(argv: Sequence[str], env: Mapping[str, str], **kwargs) -> subprocess.Popen:
     return subprocess.Popen(
         list(argv),
