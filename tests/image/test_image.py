@@ -64,6 +64,18 @@ def test_prod_has_no_compilers_and_no_test_tools(containers, prod_image: str) ->
     assert result.stdout.strip() == ""
 
 
+def test_no_package_caches_are_shipped(containers, any_image: str) -> None:
+    """No uv/pip/conda caches in the layers: the cache directory is empty until used."""
+    probe = (
+        "find /var/cache/prefect-agent /home/prefect /root /tmp /opt/prefect/pkgs"
+        " -mindepth 1 \\( -name '.cache' -o -name 'uv' -o -name 'pip' -o -name '*.whl'"
+        " -o -name '*.conda' -o -name '*.tar.bz2' \\) -print 2>/dev/null; true"
+    )
+    result = containers.run_to_end(any_image, ["sh", "-c", probe], user="0", entrypoint=[])
+    assert result.exit_code == 0, result
+    assert result.stdout.strip() == ""
+
+
 def test_dev_has_the_test_tools_and_an_editable_bootstrap(containers, dev_image: str) -> None:
     code = "import bootstrap, pytest; print(bootstrap.__file__)"
     result = containers.run_to_end(dev_image, ["python", "-c", code])
