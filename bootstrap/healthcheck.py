@@ -3,7 +3,10 @@
 The same image also runs flow-run containers (and whatever command an operator gives),
 where no agent listens. The check therefore looks at the container's main process first:
 
-- a Prefect agent: healthy if its health server (its own ``--agent-address``) answers;
+- a Prefect agent: healthy if its health server (its own ``--agent-address``) answers and,
+  for a Docker agent, if its Docker engine (``--base-url``) answers a ping too: prefect's
+  agent keeps polling without an engine, failing every run it takes, and says so only in
+  its log;
 - the bootstrap itself: still starting (installing extras, waiting for the server): not yet;
 - anything else: no agent here, nothing to check: healthy.
 """
@@ -44,6 +47,19 @@ def agent_health_url(cmdline: Sequence[str]) -> Optional[str]:
             parts = urlsplit(address)
             host = parts.hostname if parts.hostname not in (None, "", "0.0.0.0") else "127.0.0.1"  # noqa: S104
             return f"http://{host}:{parts.port or 8080}/api/health"
+    return None
+
+
+def docker_engine_url(cmdline: Sequence[str]) -> Optional[str]:
+    """The engine of ``prefect agent docker start --base-url URL ...``, else None."""
+    words = list(cmdline)
+    for index, word in enumerate(words[:-3]):
+        if Path(word).name == "prefect" and words[index + 1 : index + 4] == [
+            "agent",
+            "docker",
+            "start",
+        ]:
+            return _option(words[index + 4 :], "--base-url")
     return None
 
 
@@ -101,4 +117,24 @@ def check(cmdline: Sequence[str], timeout: float = 5.0) -> Verdict:
         return Verdict(False, f"{url}: {exc.__class__.__name__}")
     if response.status_code != 200:
         return Verdict(False, f"{url}: HTTP {response.status_code}")
+    engine = docker_engine_url(cmdline)
+    if engine:
+        problem = _ping_engine(engine, timeout)
+        if problem:
+            return Verdict(False, f"{url}: ok, but the Docker engine at {engine}: {problem}")
     return Verdict(True, f"{url}: ok")
+
+
+def _ping_engine(base_url: str, timeout: float) -> Optional[str]:
+    """None if the engine answers a ping, else what went wrong."""
+    import docker  # deferred: only Docker agents need it
+
+    try:
+        client = docker.APIClient(base_url=base_url, version="auto", timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # the SDK raises several unrelated types
+        return f"{exc.__class__.__name__}: {exc}"[:300]
+    return None

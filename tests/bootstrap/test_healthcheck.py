@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from bootstrap.healthcheck import agent_health_url, check, main_process
+from bootstrap.healthcheck import agent_health_url, check, docker_engine_url, main_process
 
 AGENT = ["/opt/prefect/bin/python", "/opt/prefect/bin/prefect", "agent", "docker", "start"]
 
@@ -97,3 +98,48 @@ def test_main_process_is_tinis_first_child(tmp_path: Path) -> None:
 def test_main_process_without_an_init_is_pid_1(tmp_path: Path) -> None:
     fake_process(tmp_path, 1, 0, AGENT)
     assert main_process(tmp_path) == AGENT
+
+
+def test_docker_engine_url_of_a_docker_agent_only() -> None:
+    engine = "unix:///var/run/engine/docker.sock"
+    assert docker_engine_url([*AGENT, "--base-url", engine]) == engine
+    assert docker_engine_url([*AGENT, f"--base-url={engine}"]) == engine
+    assert docker_engine_url([*AGENT, "--label", "x"]) is None
+    local = ["/opt/prefect/bin/prefect", "agent", "local", "start", "--base-url", engine]
+    assert docker_engine_url(local) is None
+
+
+class _Engine(BaseHTTPRequestHandler):
+    """Just enough of the Docker engine's API for docker.APIClient(...).ping()."""
+
+    def do_GET(self) -> None:
+        body = b'{"ApiVersion": "1.41"}' if self.path.endswith("/version") else b"OK"
+        self.send_response(200 if self.path.endswith(("/version", "/_ping")) else 404)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def address_string(self) -> str:  # a Unix socket has no client address
+        return "engine"
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_docker_agent_is_healthy_only_while_its_engine_answers(
+    health_server, tmp_path: Path
+) -> None:
+    _, port = health_server
+    socket_path = tmp_path / "docker.sock"
+    agent = [*AGENT, "--agent-address", f"http://:{port}", "--base-url", f"unix://{socket_path}"]
+    verdict = check(agent)
+    assert not verdict.healthy
+    assert f"ok, but the Docker engine at unix://{socket_path}: " in verdict.reason
+
+    engine = socketserver.ThreadingUnixStreamServer(str(socket_path), _Engine)
+    threading.Thread(target=engine.serve_forever, daemon=True).start()
+    try:
+        assert check(agent).healthy
+    finally:
+        engine.shutdown()
+        engine.server_close()
