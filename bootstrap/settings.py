@@ -563,7 +563,7 @@ def _describe(
             origin, raw = f"{field} in {settings_file}", file_values[field]
         else:
             origin, raw = field, None
-        if error["type"] == "value_error.extra":
+        if error["type"] == "value_error.extra" and not suffix:
             lines.append(f"unknown setting {origin!r}{_known_hint(field)}")
             continue
         shown = "" if raw is None else f"={_shown(origin, raw)}"

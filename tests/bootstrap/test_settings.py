@@ -95,6 +95,16 @@ def test_each_bad_value_is_named_with_its_variable_and_value(
         assert repr(value) in message
 
 
+def test_an_unknown_key_inside_a_project_is_not_an_unknown_setting(monkeypatch) -> None:
+    monkeypatch.setenv("BOOTSTRAP_PROJECTS", '[{"nam": "x"}]')
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "invalid setting BOOTSTRAP_PROJECTS[0][nam]=" in message
+    assert "extra fields not permitted" in message
+    assert "unknown setting" not in message
+
+
 def test_labels_with_control_characters_are_rejected(monkeypatch) -> None:
     monkeypatch.setenv("BOOTSTRAP_AGENT_LABELS", '["ok", "bad\\u0007bell"]')
     with pytest.raises(SettingsError, match=r"BOOTSTRAP_AGENT_LABELS\[1\].*control characters"):
