@@ -112,7 +112,7 @@ class PrefectApi:
             raise ServerUnavailableError(f"HTTP {response.status_code} {response.reason}")
         try:
             payload = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply
             payload = None
         # Apollo answers documents that fail validation with HTTP 400 and an errors list.
         errors = payload.get("errors") if isinstance(payload, dict) else None
@@ -192,15 +192,18 @@ def find_or_create(
                 f"creating {what} failed with {UNIQUENESS_VIOLATION!r}, yet it does not exist"
             ) from None
         return existing, False
-    created = (data.get(payload_field) or {}).get("id")
-    if not created:
-        raise ApiError(f"unexpected answer to {payload_field}: {data!r}")
+    payload = data.get(payload_field)
+    created = payload.get("id") if isinstance(payload, dict) else None
+    if not created or not isinstance(created, str):
+        raise ApiError(f"unexpected answer to {payload_field}: {data!r}"[:500])
     return created, True
 
 
 def first_id(data: Dict[str, Any], field: str) -> Optional[str]:
     """The id of the first row of a Hasura list query, or None if there is none."""
     rows = data.get(field)
-    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise ApiError(f"unexpected answer to the {field} query: {rows!r}")
-    return rows[0].get("id") if rows else None
+    if not isinstance(rows, list) or not all(
+        isinstance(row, dict) and isinstance(row.get("id"), str) and row["id"] for row in rows
+    ):
+        raise ApiError(f"unexpected answer to the {field} query: {rows!r}"[:500])
+    return rows[0]["id"] if rows else None

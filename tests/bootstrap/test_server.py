@@ -12,7 +12,14 @@ from typing import Iterator, Tuple
 import pytest
 
 from bootstrap.errors import ApiError, ServerUnavailableError
-from bootstrap.server import ApiConfig, GraphQLErrors, PrefectApi, resolve_api
+from bootstrap.server import (
+    ApiConfig,
+    GraphQLErrors,
+    PrefectApi,
+    find_or_create,
+    first_id,
+    resolve_api,
+)
 
 ENVIRONMENTS = [
     {},
@@ -108,6 +115,7 @@ def test_requests_look_like_prefects_client(canned) -> None:
         (404, b"nope", ApiError, "HTTP 404"),
         (400, b'{"errors": [{"message": "Unknown type \'x\'."}]}', GraphQLErrors, "Unknown type"),
         (200, b"<html>garbage", ApiError, "not JSON"),
+        (200, b"[" * 100_000 + b"]" * 100_000, ApiError, "not JSON"),  # too deep to decode
         (200, b"[1, 2]", ApiError, "not a GraphQL response"),
         (200, b'{"data": null}', ApiError, "no data"),
         (200, b'{"errors": [{"message": "Uniqueness violation."}]}', GraphQLErrors, "Uniqueness"),
@@ -118,6 +126,22 @@ def test_bad_answers_raise_clear_errors(canned, status, body, error, text) -> No
     handler.status, handler.body = status, body
     with pytest.raises(error, match=text):
         PrefectApi(ApiConfig(url)).execute("query { hello }")
+
+
+@pytest.mark.parametrize(
+    "rows", [{"id": "x"}, [None], [{"id": 42}], [{"name": "no id"}], [{"id": ""}]]
+)
+def test_a_list_query_answered_with_the_wrong_shape_is_an_api_error(rows) -> None:
+    with pytest.raises(ApiError, match="unexpected answer to the tenant query"):
+        first_id({"tenant": rows}, "tenant")
+
+
+@pytest.mark.parametrize(
+    "answer", [{"create_tenant": "an id"}, {"create_tenant": {"id": 7}}, {"create_tenant": None}]
+)
+def test_a_creation_answered_with_the_wrong_shape_is_an_api_error(answer) -> None:
+    with pytest.raises(ApiError, match="unexpected answer to create_tenant"):
+        find_or_create("tenant 'x'", lambda: None, lambda: answer, "create_tenant")
 
 
 def test_unreachable_server_names_the_reason() -> None:
