@@ -28,7 +28,14 @@ from bootstrap.log import MASK, configure_logging, logger, mask, register_secret
 from bootstrap.privileges import drop_privileges
 from bootstrap.projects import ensure_projects
 from bootstrap.server import PrefectApi, resolve_api
-from bootstrap.settings import ENV_PREFIX, Settings, env_name, is_secret_name, load_settings
+from bootstrap.settings import (
+    ENV_PREFIX,
+    LogLevel,
+    Settings,
+    env_name,
+    is_secret_name,
+    load_settings,
+)
 from bootstrap.tenant import ensure_tenant, find_tenant
 from bootstrap.wait import wait_for_server
 
@@ -134,7 +141,8 @@ def entrypoint(command: Tuple[str, ...]) -> None:
     installs EXTRA_CONDA_PACKAGES and EXTRA_PIP_PACKAGES; then execs COMMAND (default:
     prefect-agent-bootstrap run), which becomes the container's main process.
     """
-    configure_logging(os.environ.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper())
+    level = os.environ.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper()
+    configure_logging(level if level in LogLevel.__members__ else "INFO")  # run says what's wrong
     logger.debug("Entrypoint started (uid %d): preparing the container", os.getuid())
     drop_privileges(os.environ)
     install_extras(os.environ)
@@ -327,3 +335,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         sys.exit(130)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a bug: still one line, the traceback only when debugging
+        logger.debug("Unexpected error", exc_info=exc)
+        message = mask(f"unexpected {type(exc).__name__}: {exc}")
+        click.echo(f"error: {message} (a bug: BOOTSTRAP_LOG_LEVEL=DEBUG shows where)", err=True)
+        sys.exit(1)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Dict, Optional
 
+import pytest
 import yaml
 
 from tests.fixtures.net import free_port
@@ -30,6 +31,34 @@ def test_invalid_settings_exit_2_without_a_traceback() -> None:
     assert result.returncode == 2
     assert "invalid setting BOOTSTRAP_AGENT_TYPE='swarm'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_entrypoint_leaves_a_bad_log_level_to_the_command() -> None:
+    """The entrypoint logs at INFO; the command that reads the settings reports it (exit 2)."""
+    env = {"BOOTSTRAP_LOG_LEVEL": "bogus"}
+    ran = bootstrap("entrypoint", "--", sys.executable, "-c", "print('ran')", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout == "ran\n"
+    assert "Traceback" not in ran.stderr
+    result = bootstrap("entrypoint", "--", sys.executable, "-m", "bootstrap", "run", env=env)
+    assert result.returncode == 2
+    assert "invalid setting BOOTSTRAP_LOG_LEVEL='bogus'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(monkeypatch, capsys) -> None:
+    from bootstrap import cli
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "load_settings", boom)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["settings"])
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: unexpected RuntimeError: boom (a bug: BOOTSTRAP_LOG_LEVEL=DEBUG")
+    assert "Traceback" not in err
 
 
 def test_unreachable_server_exits_3_and_starts_no_agent() -> None:
