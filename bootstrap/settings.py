@@ -498,6 +498,10 @@ def read_settings_file(path: Path) -> Dict[str, Any]:
         text = path.read_text()
     except OSError as exc:
         raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise SettingsError(
+            f"settings file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -564,7 +568,8 @@ def _describe(
         else:
             origin, raw = field, None
         if error["type"] == "value_error.extra" and not suffix:
-            lines.append(f"unknown setting {origin!r}{_known_hint(field)}")
+            place = f" in {settings_file}" if field in file_values else ""
+            lines.append(f"unknown setting {field!r}{place}{_known_hint(field)}")
             continue
         shown = "" if raw is None else f"={_shown(origin, raw)}"
         lines.append(f"invalid setting {origin}{suffix}{shown}: {error['msg']}")

@@ -130,17 +130,24 @@ def test_undecodable_json_in_env_is_a_settings_error(monkeypatch) -> None:
 def test_unknown_key_in_the_settings_file_suggests_the_right_one(tmp_path) -> None:
     settings_file = tmp_path / "s.yaml"
     settings_file.write_text("agent_lables: [a]\n")
-    with pytest.raises(SettingsError, match=r"unknown setting.*did you mean 'agent_labels'"):
+    with pytest.raises(
+        SettingsError,
+        match=rf"unknown setting 'agent_lables' in {settings_file} \(did you mean 'agent_labels'",
+    ):
         load_settings(settings_file=settings_file)
 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
-    [("tenant: [unclosed\n", "not valid YAML"), ("- just\n- a list\n", "must be a mapping")],
+    [
+        (b"tenant: [unclosed\n", "not valid YAML"),
+        (b"- just\n- a list\n", "must be a mapping"),
+        (b"tenant: \xff\xfe\n", "is not UTF-8 text"),
+    ],
 )
-def test_malformed_settings_files_are_reported(tmp_path, content: str, expected: str) -> None:
+def test_malformed_settings_files_are_reported(tmp_path, content: bytes, expected: str) -> None:
     settings_file = tmp_path / "s.yaml"
-    settings_file.write_text(content)
+    settings_file.write_bytes(content)
     with pytest.raises(SettingsError, match=expected):
         load_settings(settings_file=settings_file)
 
