@@ -136,7 +136,7 @@ class PipRequest:
             for n, v in self.options
             if n in ("requirement", "editable")
         ]
-        return " ".join([*self.requirements, *files])
+        return shorten(" ".join([*self.requirements, *files]))
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,13 @@ class CondaRequest:
     override_channels: bool = False
 
     def describe(self) -> str:
-        return " ".join(self.specs)
+        return shorten(" ".join(self.specs))
+
+
+def shorten(text: str, limit: int = 500) -> str:
+    """``text`` cut to ``limit`` characters for log lines and messages: a value can be as
+    long as the kernel allows a variable (128 KiB)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def split_words(variable: str, value: str) -> List[str]:

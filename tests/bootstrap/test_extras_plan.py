@@ -23,11 +23,22 @@ from bootstrap.extras.plan import (
     parse_uv_dry_run,
     pip_argv,
     pip_env_options,
+    shorten,
     url_secrets,
     uv_argv,
 )
 
 # EXTRA_PIP_PACKAGES -------------------------------------------------------------------------
+
+
+def test_a_huge_request_is_described_in_a_few_hundred_characters():
+    pip = parse_pip(" ".join(f"p{i}" for i in range(20_000)))
+    conda = parse_conda(" ".join(f"c{i}" for i in range(20_000)))
+    for text in (pip.describe(), conda.describe()):
+        assert len(text) < 600
+        assert text.endswith("characters)")
+    assert pip.describe().startswith("p0 p1 p2 ")
+    assert shorten("short") == "short"
 
 
 def test_pip_words_options_and_requirements():
