@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import pytest
 from prefect.run_configs import DockerRun
@@ -30,7 +30,9 @@ class DockerAgentStand:
         self.agent = None
         self.tenant_id = ""
 
-    def start_agent(self, **extra_env: str):
+    def start_agent(self, volumes: Optional[Dict[str, Dict[str, str]]] = None, **extra_env: str):
+        """Start the agent container and wait until it polls; ``volumes`` replaces the
+        Docker socket mount (e.g. a socket proxy's directory, with ``DOCKER_HOST``)."""
         environment: Dict[str, str] = {
             "PREFECT__CLOUD__API": self.api.url,
             "BOOTSTRAP_TENANT": "LUME",
@@ -47,7 +49,8 @@ class DockerAgentStand:
         self.agent = self.containers.run(
             self.image,
             environment=environment,
-            volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
+            volumes=volumes
+            or {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
         )
         wait_for_log(self.agent, r"Waiting for flow runs\.\.\.", timeout=120)
         (tenant,) = self.api.tenants()
