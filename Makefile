@@ -118,6 +118,11 @@ e2e: venv build ## Run only the end-to-end scenario (agent image, API double, fl
 	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
 		$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
 
+.PHONY: reliability
+reliability: venv build build-prod ## Run only the reliability and security suite (faults, signals, bad input, load)
+	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
+		$(VENV)/bin/pytest -m reliability $(PYTEST_ARGS)
+
 .PHONY: bench
 bench: venv build build-prod ## Run the benchmarks; print ratios, write bench/results.json
 	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
