@@ -60,7 +60,7 @@ PASS_ENV := $(shell env | grep -oE '^(BOOTSTRAP_|PREFECT__|EXTRA_|PIP_|CONDA_)[A
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: engine
 engine: ## Make sure a Docker engine answers (installs/starts one on a bare Debian host as root)
