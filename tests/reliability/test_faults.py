@@ -254,6 +254,32 @@ def test_the_engine_goes_away_under_a_running_agent_and_comes_back(
             proxy.close()
 
 
+def test_a_socket_file_replaced_on_the_host_is_not_seen_through_a_file_mount(
+    docker_agent_stand, tmp_path: Path
+) -> None:
+    """Why the README says to mount the socket's directory when the engine recreates its
+    socket: a bind-mounted file stays the old socket. The health check says so."""
+    socket_dir = tmp_path / "engine"
+    socket_dir.mkdir()
+    socket_dir.chmod(0o755)
+    socket_path = socket_dir / "docker.sock"
+    proxies = [SocketProxy(socket_path).chown(0, UNKNOWN_GID, 0o660)]
+    try:
+        agent = docker_agent_stand.start_agent(
+            volumes={str(socket_path): {"bind": "/var/run/docker.sock", "mode": "rw"}}
+        )
+        assert healthcheck(agent) == (0, "ok")
+        proxies[0].close()
+        socket_path.unlink()
+        proxies.append(SocketProxy(socket_path).chown(0, UNKNOWN_GID, 0o660))
+        code, reason = healthcheck(agent)
+        assert code == 1, reason
+        assert "Connection refused" in reason
+    finally:
+        for proxy in proxies:
+            proxy.close()
+
+
 # prefect's own DockerAgent, as the CLI builds it, with the heartbeat it exposes for testing
 # shortened from 60 s to 1 s: what six failed heartbeats really do, in seconds, not minutes.
 SHORT_HEARTBEAT_AGENT = """
