@@ -266,6 +266,15 @@ class Settings(BaseSettings):
 
     # Validators --------------------------------------------------------------------------
 
+    # Case-insensitive, as prefect's own --log-level is: DEBUG or debug, docker or Docker.
+    @validator("log_level", pre=True)
+    def _log_level_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @validator("agent_type", pre=True)
+    def _agent_type_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
     @validator("tenant")
     def _tenant(cls, value: str) -> str:
         value = value.strip()

@@ -160,3 +160,9 @@ def test_missing_settings_file_is_reported(tmp_path) -> None:
 def test_secret_values_are_those_with_secret_looking_names() -> None:
     settings = load_settings({"agent_env": {"AWS_SECRET_ACCESS_KEY": "abc", "REGION": "us"}})
     assert settings.secret_values() == ["abc"]
+
+
+def test_log_level_and_agent_type_ignore_case() -> None:
+    settings = load_settings({"log_level": "debug", "agent_type": "Kubernetes"})
+    assert settings.log_level.value == "DEBUG"
+    assert settings.agent_type is AgentType.kubernetes
