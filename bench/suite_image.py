@@ -3,8 +3,8 @@
 - Baseline (bench/baseline/Dockerfile): the same locked packages (the committed
   prefect-agent-docker/requirements.lock) ``pip install``-ed in one stage on the same base,
   caches and bytecode kept, nothing cleaned up, tini, an entrypoint that pip-installs
-  EXTRA_PIP_PACKAGES (the prefecthq/prefect 1.x recipe). It lacks only the bootstrap itself
-  (a 0.3 MB wheel).
+  EXTRA_PIP_PACKAGES (the prefecthq/prefect 1.x recipe, less its compilers). It lacks only
+  the bootstrap itself (a 0.3 MB wheel).
 - Base: what the Makefile builds on (scripts/base-image.sh: the pinned BASE_IMAGE if present
   or pullable, else the offline Debian base).
 - Builds run from a scratch copy of the committed tree (``git archive HEAD``), so the working
