@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from bench.harness import ROOT, Context
+from tests.fixtures.docker import resolve_base_image
 
 TAG = "prefect-agent-bench"
 DOCKERFILE = Path("prefect-agent-docker/Dockerfile")
@@ -53,7 +54,7 @@ echo pip_cache $( (du -sb /root/.cache/pip 2>/dev/null || echo 0) | sum)
 class Builder:
     def __init__(self, ctx: Context) -> None:
         self.docker = ctx.docker
-        self.base = _base_image(ctx.docker)
+        self.base = resolve_base_image(ctx.docker)
         ca = os.environ.get("EXTRA_CA_CERT") or (str(HOST_CA) if HOST_CA.is_file() else "")
         self.secret = ["--secret", f"id=extra_ca,src={ca}"] if ca else []
         self.tags: List[str] = []
@@ -120,20 +121,6 @@ class Builder:
     def cleanup(self) -> None:
         if self.tags:
             subprocess.run([self.docker, "image", "rm", *self.tags], capture_output=True)
-
-
-def _base_image(docker: str) -> str:
-    """The base the Makefile resolves (scripts/base-image.sh), with the same defaults."""
-    pinned = re.search(r"^ARG BASE_IMAGE=(\S+)$", (ROOT / DOCKERFILE).read_text(), re.MULTILINE)
-    env = {**os.environ, "DOCKER": docker}
-    env.setdefault("BASE_IMAGE", pinned.group(1) if pinned else "")
-    return subprocess.run(
-        [str(ROOT / "scripts" / "base-image.sh")],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout.strip()
 
 
 def _committed_tree(target: Path) -> None:
