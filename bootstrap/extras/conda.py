@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Dict, List, Mapping, Optional
 
@@ -29,6 +28,7 @@ from bootstrap.extras.plan import (
     CONDA_VAR,
     Changes,
     CondaRequest,
+    InstallPlan,
     UnreadablePlan,
     conda_channels,
     conda_cli_argv,
@@ -37,13 +37,7 @@ from bootstrap.extras.plan import (
 )
 from bootstrap.log import logger
 
-
-@dataclass
-class CondaPlan:
-    request: CondaRequest
-    changes: Changes
-    backups: List[Path] = field(default_factory=list)
-    seconds: float = 0.0
+CondaPlan = InstallPlan[CondaRequest]
 
 
 class CondaCli:

@@ -6,7 +6,6 @@ import contextlib
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping
 
@@ -17,7 +16,7 @@ from bootstrap.extras.plan import (
     PIP_INSTALLER_VAR,
     PIP_INSTALLERS,
     PIP_VAR,
-    Changes,
+    InstallPlan,
     PipRequest,
     installer_message,
     parse_pip_dry_run,
@@ -27,13 +26,7 @@ from bootstrap.extras.plan import (
     uv_argv,
 )
 
-
-@dataclass
-class PipPlan:
-    request: PipRequest
-    changes: Changes
-    backups: List[Path] = field(default_factory=list)
-    seconds: float = 0.0
+PipPlan = InstallPlan[PipRequest]
 
 
 class PipInstaller:

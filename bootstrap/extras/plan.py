@@ -15,7 +15,8 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Dict, Generic, Iterable, List, Mapping, Optional, Sequence, Tuple, TypeVar
 from urllib.parse import urlsplit
 
 from bootstrap.errors import ExtrasError
@@ -362,6 +363,19 @@ class Changes:
         if self.remove:
             parts.append("- " + ", ".join(f"{n} {v}".strip() for n, v in self.remove))
         return "; ".join(parts)
+
+
+Request = TypeVar("Request")
+
+
+@dataclass
+class InstallPlan(Generic[Request]):
+    """A request, what the installer's dry run says it changes, and the files it replaces."""
+
+    request: Request
+    changes: Changes
+    backups: List[Path] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 _UV_LINE = re.compile(r"^\s*([+\-~])\s+([A-Za-z0-9][A-Za-z0-9._-]*)(?:==(\S+)|\s+@\s+(\S+))?")
