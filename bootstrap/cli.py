@@ -39,7 +39,8 @@ from bootstrap.settings import (
 from bootstrap.tenant import ensure_tenant, find_tenant
 from bootstrap.wait import wait_for_server
 
-DEFAULT_COMMAND = ("prefect-agent-bootstrap", "run")
+PROG = "prefect-agent-bootstrap"
+DEFAULT_COMMAND = (PROG, "run")
 
 
 # Settings as options ----------------------------------------------------------------------
@@ -127,7 +128,7 @@ def _job_template(settings: Settings) -> Optional[str]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="prefect-agent-bootstrap")
+@click.version_option(__version__, prog_name=PROG)
 def cli() -> None:
     """Bootstrap a Prefect 1.x agent container: extras, server, tenant, projects, agent."""
 
@@ -147,6 +148,11 @@ def entrypoint(command: Tuple[str, ...]) -> None:
     drop_privileges(os.environ)
     install_extras(os.environ)
     argv = list(command or DEFAULT_COMMAND)
+    if os.path.basename(argv[0]) == PROG:
+        # The bootstrap itself (the default command): go on in this process rather than start
+        # Python again (0.2 s); `run` still execs the agent, which becomes the main process.
+        cli.main(args=argv[1:], prog_name=PROG, standalone_mode=False)
+        return
     try:
         os.execvp(argv[0], argv)
     except OSError as exc:
@@ -317,7 +323,7 @@ def job_template(settings: Settings) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
-        cli.main(args=argv, prog_name="prefect-agent-bootstrap", standalone_mode=False)
+        cli.main(args=argv, prog_name=PROG, standalone_mode=False)
     except BootstrapError as exc:
         message = mask(str(exc))
         if logger.handlers:
