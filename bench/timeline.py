@@ -33,7 +33,7 @@ PHASES: List[Tuple[str, str, str, str]] = [
     ("start", "engine starts it (namespaces, mounts, tini)", "created", "started"),
     ("entrypoint", "entrypoint: sh, Python, bootstrap imports", "started", "entrypoint"),
     ("user", "root dropped (socket group added)", "entrypoint", "user"),
-    ("exec_run", "extras checked (none), exec run: Python again", "user", "run"),
+    ("exec_run", "extras checked (none), run goes on in-process", "user", "run"),
     ("server", "Prefect Server answered (query hello)", "run", "server"),
     ("projects", "tenant and projects found", "server", "projects"),
     ("agent_exec", "preflight (Docker engine), exec the agent", "projects", "agent_exec"),
@@ -114,11 +114,12 @@ def plot(
     axes.text(total, -0.9, f" healthy {total:.2f} s", fontsize=8)
     if floor is not None:
         axes.axvline(floor, color="green", linestyle="--", linewidth=1)
-        axes.text(floor, -0.9, f"import prefect floor {floor:.2f} s ", fontsize=8, ha="right")
+        # One row lower than the "healthy" note: the two lines are often close together.
+        axes.text(floor, -1.5, f"import prefect floor {floor:.2f} s ", fontsize=8, ha="right")
     if goal is not None:
         axes.axvline(goal, color="red", linestyle=":", linewidth=1)
         axes.text(goal, -0.9, f"goal {goal:.2f} s ", fontsize=8, color="red", ha="right")
-    axes.set_ylim(-1.3, len(PHASES) - 0.2)
+    axes.set_ylim(-1.9, len(PHASES) - 0.2)
     axes.set_title(title, fontsize=10)
     axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()
