@@ -119,17 +119,23 @@ def test_no_secret_in_argv_logs_or_the_servers_logs(
     assert any(r.header("Authorization") == f"Bearer {API_KEY}" for r in api.requests)
 
 
-def test_the_health_port_serves_health_and_nothing_else(containers, prod_image, prefect_api):
-    port = free_port()
+def start_local_agent(containers, image: str, prefect_api, address: str):
+    """A local agent in the image, its health server on ``address``, ready."""
     container = containers.run(
-        prod_image,
+        image,
         environment={
             "PREFECT__CLOUD__API": prefect_api.url,
             "BOOTSTRAP_AGENT_TYPE": "local",
-            "BOOTSTRAP_AGENT_ADDRESS": f"http://:{port}",
+            "BOOTSTRAP_AGENT_ADDRESS": address,
         },
     )
     wait_for_log(container, AGENT_READY, timeout=90)
+    return container
+
+
+def test_the_health_port_serves_health_and_nothing_else(containers, prod_image, prefect_api):
+    port = free_port()
+    container = start_local_agent(containers, prod_image, prefect_api, f"http://:{port}")
     base = f"http://127.0.0.1:{port}"
     health = requests.get(f"{base}/api/health", timeout=5)
     assert health.status_code == 200
@@ -156,15 +162,7 @@ def test_the_health_port_serves_health_and_nothing_else(containers, prod_image, 
 def test_the_health_server_can_be_kept_on_loopback(containers, prod_image, prefect_api) -> None:
     """BOOTSTRAP_AGENT_ADDRESS=http://127.0.0.1:PORT: the image's health check still works."""
     port = free_port()
-    container = containers.run(
-        prod_image,
-        environment={
-            "PREFECT__CLOUD__API": prefect_api.url,
-            "BOOTSTRAP_AGENT_TYPE": "local",
-            "BOOTSTRAP_AGENT_ADDRESS": f"http://127.0.0.1:{port}",
-        },
-    )
-    wait_for_log(container, AGENT_READY, timeout=90)
+    container = start_local_agent(containers, prod_image, prefect_api, f"http://127.0.0.1:{port}")
     code, output = container.exec_run(["prefect-agent-bootstrap", "healthcheck"])
     assert code == 0, output
     assert f"http://127.0.0.1:{port}/api/health: ok" in output.decode()
