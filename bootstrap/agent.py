@@ -54,8 +54,14 @@ class AgentLaunch:
         return value
 
 
+def docker_engine_url(explicit: Optional[str], environ: Mapping[str, str]) -> str:
+    """The engine the Docker agent uses: the setting, else DOCKER_HOST, else the socket.
+    The one rule for both the agent and the entrypoint's socket-group step."""
+    return explicit or environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
+
+
 def docker_base_url(settings: Settings, environ: Mapping[str, str]) -> str:
-    return settings.docker_base_url or environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
+    return docker_engine_url(settings.docker_base_url, environ)
 
 
 def agent_launch(

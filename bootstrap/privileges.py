@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
+from bootstrap.agent import docker_engine_url
 from bootstrap.errors import BootstrapError
 from bootstrap.log import logger
 
@@ -42,7 +43,9 @@ class SocketInfo:
 
 
 def docker_socket_path(environ: Mapping[str, str]) -> Path:
-    parts = urlsplit(environ.get("DOCKER_HOST", ""))
+    """The socket the agent will use (settings are not loaded yet: their variable is read)."""
+    url = docker_engine_url(environ.get("BOOTSTRAP_DOCKER_BASE_URL"), environ)
+    parts = urlsplit(url)
     return Path(parts.path) if parts.scheme == "unix" and parts.path else DEFAULT_SOCKET
 
 

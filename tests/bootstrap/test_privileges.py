@@ -45,3 +45,12 @@ def test_docker_host_names_the_socket() -> None:
         "/run/docker.sock"
     )
     assert docker_socket_path({"DOCKER_HOST": "tcp://engine:2375"}) == SOCKET
+
+
+def test_the_agents_engine_setting_names_the_socket_too() -> None:
+    """The entrypoint must add the group of the socket the agent will actually use."""
+    environ = {
+        "BOOTSTRAP_DOCKER_BASE_URL": "unix:///run/user/1000/docker.sock",
+        "DOCKER_HOST": "unix:///run/docker.sock",
+    }
+    assert docker_socket_path(environ) == Path("/run/user/1000/docker.sock")
