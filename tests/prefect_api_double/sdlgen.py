@@ -14,6 +14,8 @@ Not generated (the double does not implement them, so it does not declare them):
 Hasura's insert/update/delete mutations, subscriptions, and ordering by
 array-relationship aggregates (``<table>_aggregate_order_by``).
 
+Only signatures are emitted: the generated SDL deliberately has no description strings.
+
 Regenerate after editing ``tables.py``::
 
     python -m tests.prefect_api_double.sdlgen
@@ -89,11 +91,7 @@ def _comparison_exp(scalar: str) -> str:
             }
         )
     body = "\n".join(f"  {name}: {typ}" for name, typ in sorted(fields.items()))
-    doc = (
-        f'"""\nBoolean expression to compare columns of type "{scalar}". '
-        'All fields are combined with logical \'AND\'.\n"""'
-    )
-    return f"{doc}\ninput {scalar}_comparison_exp {{\n{body}\n}}\n"
+    return f"input {scalar}_comparison_exp {{\n{body}\n}}\n"
 
 
 def _list_args(table: str) -> str:
@@ -109,32 +107,30 @@ def _object_type(table: Table) -> str:
     for col in table.columns:
         typ = col.type + ("" if col.nullable else "!")
         if col.type == JSONB:
-            entries.append((col.name, f'{col.name}("JSON select path" path: String): {typ}'))
+            entries.append((col.name, f"{col.name}(path: String): {typ}"))
         else:
             entries.append((col.name, f"{col.name}: {typ}"))
     for name, rel in table.object_rels.items():
         local = table.column(rel.local_col)
         typ = rel.remote_table + ("" if local.nullable else "!")
-        entries.append((name, f'"An object relationship"\n  {name}: {typ}'))
+        entries.append((name, f"{name}: {typ}"))
     for name, rel in table.array_rels.items():
         entries.append(
             (
                 name,
-                f'"An array relationship"\n  {name}({_list_args(rel.remote_table)}): '
-                f"[{rel.remote_table}!]!",
+                f"{name}({_list_args(rel.remote_table)}): [{rel.remote_table}!]!",
             )
         )
         entries.append(
             (
                 f"{name}_aggregate",
-                f'"An aggregate relationship"\n  {name}_aggregate('
-                f"{_list_args(rel.remote_table)}): {rel.remote_table}_aggregate!",
+                f"{name}_aggregate({_list_args(rel.remote_table)}): "
+                f"{rel.remote_table}_aggregate!",
             )
         )
     for _, text in sorted(entries):
         lines.append(f"  {text}")
-    doc = f'"""\ncolumns and relationships of "{table.name}"\n"""'
-    return f"{doc}\ntype {table.name} {{\n" + "\n".join(lines) + "\n}\n"
+    return f"type {table.name} {{\n" + "\n".join(lines) + "\n}\n"
 
 
 def _numeric_columns(table: Table) -> List[str]:
@@ -153,10 +149,8 @@ def _aggregate_types(table: Table) -> str:
         for agg in (*NUMERIC_AGGREGATES, "sum"):
             fields[agg] = f"{agg}: {name}_{agg}_fields"
     parts = [
-        f'"""\naggregated selection of "{name}"\n"""\n'
         f"type {name}_aggregate {{\n  aggregate: {name}_aggregate_fields\n"
         f"  nodes: [{name}!]!\n}}\n",
-        f'"""\naggregate fields of "{name}"\n"""\n'
         f"type {name}_aggregate_fields {{\n"
         + "\n".join(f"  {v}" for _, v in sorted(fields.items()))
         + "\n}\n",
@@ -164,14 +158,12 @@ def _aggregate_types(table: Table) -> str:
     comparable = [c for c in table.columns if c.type in COMPARABLE]
     for agg in ("max", "min"):
         body = "\n".join(f"  {c.name}: {c.type}" for c in sorted(comparable, key=lambda c: c.name))
-        parts.append(f'"""aggregate {agg} on columns"""\ntype {name}_{agg}_fields {{\n{body}\n}}\n')
+        parts.append(f"type {name}_{agg}_fields {{\n{body}\n}}\n")
     if numeric:
         for agg in (*NUMERIC_AGGREGATES, "sum"):
             typ = "Int" if agg == "sum" else "Float"
             body = "\n".join(f"  {c}: {typ}" for c in sorted(numeric))
-            parts.append(
-                f'"""aggregate {agg} on columns"""\ntype {name}_{agg}_fields {{\n{body}\n}}\n'
-            )
+            parts.append(f"type {name}_{agg}_fields {{\n{body}\n}}\n")
     return "\n".join(parts)
 
 
@@ -189,11 +181,7 @@ def _bool_exp(table: Table) -> str:
     for rel_name, rel in table.array_rels.items():
         fields[rel_name] = f"{rel.remote_table}_bool_exp"
     body = "\n".join(f"  {k}: {v}" for k, v in sorted(fields.items()))
-    doc = (
-        f'"""\nBoolean expression to filter rows from the table "{table.name}". '
-        'All fields are combined with a logical \'AND\'.\n"""'
-    )
-    return f"{doc}\ninput {name} {{\n{body}\n}}\n"
+    return f"input {name} {{\n{body}\n}}\n"
 
 
 def _order_by(table: Table) -> str:
@@ -201,27 +189,22 @@ def _order_by(table: Table) -> str:
     for rel_name, rel in table.object_rels.items():
         fields[rel_name] = f"{rel.remote_table}_order_by"
     body = "\n".join(f"  {k}: {v}" for k, v in sorted(fields.items()))
-    doc = f'"""Ordering options when selecting data from "{table.name}"."""'
-    return f"{doc}\ninput {table.name}_order_by {{\n{body}\n}}\n"
+    return f"input {table.name}_order_by {{\n{body}\n}}\n"
 
 
 def _select_column(table: Table) -> str:
-    body = "\n".join(f'  "column name"\n  {c}' for c in sorted(table.column_names))
-    doc = f'"""\nselect columns of table "{table.name}"\n"""'
-    return f"{doc}\nenum {table.name}_select_column {{\n{body}\n}}\n"
+    body = "\n".join(f"  {c}" for c in sorted(table.column_names))
+    return f"enum {table.name}_select_column {{\n{body}\n}}\n"
 
 
 def _query_fields() -> str:
     lines = []
     for name in sorted(TABLES):
         table = TABLES[name]
-        lines.append(f'  "fetch data from the table: \\"{name}\\""')
         lines.append(f"  {name}({_list_args(name)}): [{name}!]!")
-        lines.append(f'  "fetch aggregated fields from the table: \\"{name}\\""')
         lines.append(f"  {name}_aggregate({_list_args(name)}): {name}_aggregate!")
         if table.primary_key:
             pk_type = table.column(table.primary_key).type
-            lines.append(f'  "fetch data from the table: \\"{name}\\" using primary key columns"')
             lines.append(f"  {name}_by_pk({table.primary_key}: {pk_type}!): {name}")
     return "extend type Query {\n" + "\n".join(lines) + "\n}\n"
 
@@ -231,15 +214,19 @@ def generate_hasura_sdl() -> str:
     for scalar in (INTERVAL, JSONB, TIMESTAMPTZ, UUID):
         parts.append(f"scalar {scalar}\n")
     parts.append(
-        '"""column ordering options"""\n'
         "enum order_by {\n"
-        '  "in ascending order, nulls last"\n  asc\n'
-        '  "in ascending order, nulls first"\n  asc_nulls_first\n'
-        '  "in ascending order, nulls last"\n  asc_nulls_last\n'
-        '  "in descending order, nulls first"\n  desc\n'
-        '  "in descending order, nulls first"\n  desc_nulls_first\n'
-        '  "in descending order, nulls last"\n  desc_nulls_last\n'
-        "}\n"
+        + "".join(
+            f"  {value}\n"
+            for value in (
+                "asc",
+                "asc_nulls_first",
+                "asc_nulls_last",
+                "desc",
+                "desc_nulls_first",
+                "desc_nulls_last",
+            )
+        )
+        + "}\n"
     )
     parts.append("input jsonb_cast_exp {\n  String: String_comparison_exp\n}\n")
     for scalar in SCALARS:
