@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.harness import Context, update_readme, write_results
+from bench.harness import Context, update_docs, write_results
 
 
 def suites() -> list:
@@ -19,7 +19,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("suites", nargs="*", help=f"default: all of {', '.join(suites())}")
     parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "5")))
-    parser.add_argument("--no-readme", action="store_true", help="do not update the README table")
+    parser.add_argument(
+        "--no-docs",
+        "--no-readme",
+        dest="no_docs",
+        action="store_true",
+        help="do not update the table in docs/benchmarks.md",
+    )
     args = parser.parse_args()
     unknown = sorted(set(args.suites) - set(suites()))
     if unknown:
@@ -30,8 +36,8 @@ def main() -> int:
         ctx.suite = name
         importlib.import_module(f"bench.suite_{name}").run(ctx)
     write_results(ctx)
-    if not args.no_readme:
-        update_readme(ctx)
+    if not args.no_docs:
+        update_docs(ctx)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The benchmark harness: timing, medians, ratios, the results file and the README table.
+"""The benchmark harness: timing, medians, ratios, the results file and the docs table.
 
 A suite is a module ``bench/suite_<name>.py`` with ``run(ctx: Context) -> None`` that calls
 ``ctx.record(...)``. Every figure is the median of ``ctx.repeat`` runs; a figure with a
@@ -19,7 +19,7 @@ from typing import Callable, Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results.json"
-README = ROOT / "README.md"
+DOCS = ROOT / "docs" / "benchmarks.md"  # the table goes between TABLE_START and TABLE_END
 TABLE_START = "<!-- bench:start -->"
 TABLE_END = "<!-- bench:end -->"
 
@@ -129,11 +129,17 @@ def markdown_table(ctx: Context) -> str:
     return "\n".join(lines)
 
 
-def update_readme(ctx: Context) -> None:
-    text = README.read_text()
-    if TABLE_START not in text or TABLE_END not in text:
-        return
+def update_docs(ctx: Context, path: Path = DOCS) -> bool:
+    """Replace the table between the markers in ``path``; False (and a note) without them."""
+    text = path.read_text()
+    if text.count(TABLE_START) != 1 or text.count(TABLE_END) != 1:
+        print(f"{path}: not exactly one {TABLE_START} and one {TABLE_END}; table not written")
+        return False
     head, rest = text.split(TABLE_START, 1)
+    if TABLE_END not in rest:
+        print(f"{path}: {TABLE_END} comes before {TABLE_START}; table not written")
+        return False
     _, tail = rest.split(TABLE_END, 1)
     stamp = f"_Measured {time.strftime('%Y-%m-%d')} by `make bench` (median of {ctx.repeat} runs)._"
-    README.write_text(f"{head}{TABLE_START}\n{stamp}\n\n{markdown_table(ctx)}\n{TABLE_END}{tail}")
+    path.write_text(f"{head}{TABLE_START}\n{stamp}\n\n{markdown_table(ctx)}\n{TABLE_END}{tail}")
+    return True
