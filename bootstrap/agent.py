@@ -1,4 +1,4 @@
-"""Start the Prefect agent: build its command line (pure), check it can run, exec it.
+"""Start the Prefect agent: build its command line (pure), then exec it.
 
 The agent replaces the bootstrap process (``exec``), so it is the container's main process
 and receives ``docker stop``'s signal directly.
@@ -14,29 +14,28 @@ import json
 import os
 import shlex
 import shutil
-import stat
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
-from urllib.parse import urlsplit
 
+from bootstrap.engine import docker_engine_url
 from bootstrap.errors import PreflightError
+from bootstrap.kubernetes import job_template
 from bootstrap.log import MASK, logger
+from bootstrap.secrets import is_secret_name
 from bootstrap.server import ApiConfig
-from bootstrap.settings import AgentType, Settings, is_secret_name
-
-DEFAULT_DOCKER_URL = "unix:///var/run/docker.sock"
-SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+from bootstrap.settings import AgentType, Settings
 
 
 @dataclass(frozen=True)
 class AgentLaunch:
-    """What to exec: the argv, and the variables to add to the environment."""
+    """What to exec: the argv, the variables to add to the environment, and the Job
+    template file to write first (Kubernetes agents)."""
 
     argv: Tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Tuple[str, ...] = ()
+    job_template: Optional[job_template.TemplateFile] = None
 
     def render(self) -> str:
         """Shell-quoted environment and argv, with secret values masked."""
@@ -54,12 +53,6 @@ class AgentLaunch:
         return value
 
 
-def docker_engine_url(explicit: Optional[str], environ: Mapping[str, str]) -> str:
-    """The engine the Docker agent uses: the setting, else DOCKER_HOST, else the socket.
-    The one rule for both the agent and the entrypoint's socket-group step."""
-    return explicit or environ.get("DOCKER_HOST") or DEFAULT_DOCKER_URL
-
-
 def docker_base_url(settings: Settings, environ: Mapping[str, str]) -> str:
     return docker_engine_url(settings.docker_base_url, environ)
 
@@ -69,12 +62,12 @@ def agent_launch(
     api: ApiConfig,
     tenant_id: str,
     environ: Mapping[str, str],
-    job_template: Optional[str] = None,
+    work_dir: Optional[str] = None,
 ) -> AgentLaunch:
     """Build ``prefect agent <type> start ...`` and its environment from the settings.
 
-    ``job_template``: the Kubernetes agent's Job template file rendered from the settings
-    (bootstrap.kubernetes.prepare_job_template); a ``kubernetes_job_template`` setting wins.
+    ``work_dir``: where a Kubernetes agent's rendered Job template is to be written
+    (default: see :func:`bootstrap.kubernetes.job_template.choose`).
     """
     kind = settings.agent_type
     argv: List[str] = ["prefect", "agent", kind.value, "start"]
@@ -90,6 +83,7 @@ def agent_launch(
     if settings.no_cloud_logs:
         argv.append("--no-cloud-logs")
 
+    template = job_template.choose(settings, work_dir)
     if kind is AgentType.docker:
         argv += ["--base-url", docker_base_url(settings, environ)]
         if settings.docker_no_pull:
@@ -105,9 +99,8 @@ def agent_launch(
     elif kind is AgentType.kubernetes:
         if settings.kubernetes_namespace:
             argv += ["--namespace", settings.kubernetes_namespace]
-        job_template = settings.kubernetes_job_template or job_template
-        if job_template:
-            argv += ["--job-template", job_template]
+        if template:
+            argv += ["--job-template", template.path]
         if settings.kubernetes_service_account_name:
             argv += ["--service-account-name", settings.kubernetes_service_account_name]
         if settings.kubernetes_image_pull_secrets:
@@ -129,75 +122,7 @@ def agent_launch(
     }
     if settings.agent_env:
         env["PREFECT__CLOUD__AGENT__ENV_VARS"] = json.dumps(settings.agent_env, sort_keys=True)
-    return AgentLaunch(tuple(argv), env, tuple(settings.secret_values()))
-
-
-# Preflight: fail with a clear message before exec, rather than with the agent's traceback.
-
-
-def check_docker(base_url: str) -> None:
-    """The Docker agent needs an engine it can reach; say exactly why it cannot."""
-    parts = urlsplit(base_url)
-    if parts.scheme == "unix":
-        socket = Path(parts.path)
-        if not socket.exists():
-            raise PreflightError(
-                f"no Docker socket at {socket}: the Docker agent starts flow runs through it. "
-                f"Mount it: docker run -v /var/run/docker.sock:{socket} ..."
-            )
-        if not stat.S_ISSOCK(socket.stat().st_mode):
-            # docker run -v creates an empty directory when the host path does not exist
-            kind = "a directory" if socket.is_dir() else "a file"
-            raise PreflightError(
-                f"{socket} is not a socket ({kind}): mount the Docker engine's socket there. "
-                "A directory usually means the host path of the -v mount did not exist "
-                "when the container was created: is the engine running on the host?"
-            )
-        if not os.access(socket, os.R_OK | os.W_OK):
-            info = socket.stat()
-            raise PreflightError(
-                f"the Docker socket {socket} (owner {info.st_uid}:{info.st_gid}, mode "
-                f"{info.st_mode & 0o777:o}) is not writable by uid {os.getuid()} "
-                f"(groups {sorted(os.getgroups())}). Start the container as root (the image "
-                "default: the entrypoint adds the socket's group, then drops root) or add "
-                f"the group yourself: docker run --group-add {info.st_gid} ..."
-            )
-    import docker  # deferred: only the Docker agent needs it
-
-    try:
-        client = docker.APIClient(base_url=base_url, version="auto", timeout=10)
-        client.ping()
-    except Exception as exc:  # the SDK raises several unrelated types
-        raise PreflightError(f"the Docker engine at {base_url} does not answer: {exc}") from None
-
-
-def check_kubernetes(environ: Mapping[str, str], home: Optional[Path] = None) -> None:
-    """The Kubernetes agent loads in-cluster config, else a kubeconfig: one must exist."""
-    in_cluster = bool(environ.get("KUBERNETES_SERVICE_HOST")) and SERVICE_ACCOUNT_TOKEN.exists()
-    if in_cluster:
-        return
-    kubeconfig_env = environ.get("KUBECONFIG")
-    candidates = (
-        [Path(item) for item in kubeconfig_env.split(os.pathsep) if item]
-        if kubeconfig_env
-        else [(home or Path.home()) / ".kube" / "config"]
-    )
-    if any(candidate.is_file() for candidate in candidates):
-        return
-    where = ", ".join(str(candidate) for candidate in candidates)
-    raise PreflightError(
-        "the Kubernetes agent cannot reach a cluster: no in-cluster configuration "
-        "(KUBERNETES_SERVICE_HOST is unset or there is no service account token at "
-        f"{SERVICE_ACCOUNT_TOKEN}) and no kubeconfig ({'KUBECONFIG=' if kubeconfig_env else ''}"
-        f"{where} not found). Run it in a cluster, or mount a kubeconfig and set KUBECONFIG."
-    )
-
-
-def preflight(settings: Settings, environ: Mapping[str, str]) -> None:
-    if settings.agent_type is AgentType.docker:
-        check_docker(docker_base_url(settings, environ))
-    elif settings.agent_type is AgentType.kubernetes:
-        check_kubernetes(environ)
+    return AgentLaunch(tuple(argv), env, tuple(settings.secret_values()), template)
 
 
 def executable(name: str) -> str:
@@ -211,7 +136,11 @@ def executable(name: str) -> str:
 
 
 def exec_agent(launch: AgentLaunch) -> None:
+    """Write the Job template (if any), then replace this process with the agent."""
     program = executable(launch.argv[0])
+    if launch.job_template is not None and launch.job_template.text is not None:
+        job_template.write(launch.job_template)
+        logger.info("Flow-run Job template written to %s", launch.job_template.path)
     logger.info("Starting the agent:\n  %s", launch.render())
     try:
         os.execve(program, list(launch.argv), {**os.environ, **launch.env})

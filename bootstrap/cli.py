@@ -2,129 +2,35 @@
 
   entrypoint -- CMD   (the image's entrypoint) drop root, install extras, exec CMD
   run                 wait for the server, tenant, projects, then exec the agent
-  wait | tenant | projects | agent [--print] | settings | healthcheck
+  wait | tenant | projects | agent [--print] | settings | healthcheck | kubernetes ...
 
 Every setting is an option here, a ``BOOTSTRAP_*`` variable, or a key of the YAML file.
+The steps themselves are :mod:`bootstrap.startup` and :mod:`bootstrap.entrypoint`; this
+module only parses and prints.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import click
 import yaml
 
-from bootstrap import __version__, kubernetes
-from bootstrap.agent import agent_launch, exec_agent, preflight
-from bootstrap.errors import BootstrapError, SettingsError
-from bootstrap.extras import install_extras
-from bootstrap.log import MASK, configure_logging, logger, mask, register_secrets
-from bootstrap.privileges import drop_privileges
-from bootstrap.projects import ensure_projects
-from bootstrap.server import PrefectApi, resolve_api
-from bootstrap.settings import (
-    ENV_PREFIX,
-    LogLevel,
-    Settings,
-    env_name,
-    is_secret_name,
-    load_settings,
-)
-from bootstrap.tenant import ensure_tenant, find_tenant
+from bootstrap import __version__, startup
+from bootstrap import entrypoint as container_entrypoint
+from bootstrap.agent import agent_launch, exec_agent
+from bootstrap.errors import BootstrapError
+from bootstrap.log import logger, mask
+from bootstrap.options import pairs_option, settings_options
+from bootstrap.settings import Settings
+from bootstrap.settings.encoding import as_data
 from bootstrap.wait import wait_for_server
 
 PROG = "prefect-agent-bootstrap"
 DEFAULT_COMMAND = (PROG, "run")
-
-
-# Settings as options ----------------------------------------------------------------------
-
-
-def _parse_pairs(ctx: click.Context, param: click.Parameter, values: Tuple[str, ...]) -> Any:
-    if not values:
-        return None
-    pairs: Dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx=ctx, param=param)
-        pairs[key] = value
-    return pairs
-
-
-def _settings_option(name: str) -> Callable:
-    field = Settings.__fields__[name]
-    flag = "--" + name.replace("_", "-")
-    help_text = f"{field.field_info.description} [env: {env_name(name)}]"
-    if field.outer_type_ is bool:
-        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
-    if field.shape != 1:  # List[...] or Dict[...]
-        if field.outer_type_ == Dict[str, str]:
-            return click.option(
-                flag,
-                name,
-                multiple=True,
-                callback=_parse_pairs,
-                metavar="KEY=VALUE",
-                help=help_text,
-            )
-        return click.option(flag, name, multiple=True, help=help_text)
-    return click.option(flag, name, default=None, help=help_text)
-
-
-def settings_options(command: Callable) -> Callable:
-    """Add one option per setting, plus --settings-file; pass ``settings`` to the command."""
-
-    @functools.wraps(command)
-    def wrapper(settings_file: Optional[Path], **kwargs: Any) -> Any:
-        cli_values = {
-            name: kwargs.pop(name)
-            for name in list(kwargs)
-            if name in Settings.__fields__ and kwargs[name] not in (None, ())
-        }
-        for name in Settings.__fields__:
-            kwargs.pop(name, None)
-        settings = load_settings(cli_values, settings_file)
-        configure_logging(settings.log_level.value)
-        register_secrets(settings.secret_values())
-        return command(settings=settings, **kwargs)
-
-    for name in reversed(list(Settings.__fields__)):
-        wrapper = _settings_option(name)(wrapper)
-    return click.option(
-        "--settings-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help=f"YAML file of settings [env: {ENV_PREFIX}SETTINGS_FILE]",
-    )(wrapper)
-
-
-def _api() -> PrefectApi:
-    config = resolve_api(os.environ)
-    if config.api_key:
-        register_secrets([config.api_key])
-    return PrefectApi(config)
-
-
-def _tenant_id(api: PrefectApi, settings: Settings) -> str:
-    return ensure_tenant(api, settings.tenant, settings.tenant_slug or settings.tenant)
-
-
-def _job_template(settings: Settings) -> Optional[str]:
-    """Kubernetes agent: write the flow-run Job template rendered from the settings."""
-    path = kubernetes.prepare_job_template(settings)
-    if path:
-        logger.info("Flow-run Job template written to %s", path)
-    return path
-
-
-# Commands ----------------------------------------------------------------------------------
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -142,60 +48,43 @@ def entrypoint(command: Tuple[str, ...]) -> None:
     installs EXTRA_CONDA_PACKAGES and EXTRA_PIP_PACKAGES; then execs COMMAND (default:
     prefect-agent-bootstrap run), which becomes the container's main process.
     """
-    level = os.environ.get(f"{ENV_PREFIX}LOG_LEVEL", "INFO").upper()
-    configure_logging(level if level in LogLevel.__members__ else "INFO")  # run says what's wrong
-    logger.debug("Entrypoint started (uid %d): preparing the container", os.getuid())
-    drop_privileges(os.environ)
-    install_extras(os.environ)
+    container_entrypoint.prepare(os.environ)
     argv = list(command or DEFAULT_COMMAND)
-    if os.path.basename(argv[0]) == PROG:
+    own_args = container_entrypoint.is_bootstrap(argv, PROG)
+    if own_args is not None:
         # The bootstrap itself (the default command): go on in this process rather than start
         # Python again (0.2 s); `run` still execs the agent, which becomes the main process.
-        cli.main(args=argv[1:], prog_name=PROG, standalone_mode=False)
+        cli.main(args=own_args, prog_name=PROG, standalone_mode=False)
         return
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as exc:
-        raise BootstrapError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
+    container_entrypoint.exec_command(argv)
 
 
 @cli.command()
 @settings_options
 def run(settings: Settings) -> None:
     """Wait for the server, ensure tenant and projects, then exec the agent."""
-    started = time.monotonic()
-    api = _api()
-    wait_for_server(api, settings.wait_timeout)
-    tenant_id = _tenant_id(api, settings)
-    ensure_projects(api, tenant_id, settings.projects)
-    preflight(settings, os.environ)
-    launch = agent_launch(settings, api.config, tenant_id, os.environ, _job_template(settings))
-    logger.info("Bootstrap done in %.2f s", time.monotonic() - started)
-    exec_agent(launch)
+    startup.run(settings, os.environ)
 
 
 @cli.command()
 @settings_options
 def wait(settings: Settings) -> None:
     """Wait until the Prefect Server answers (BOOTSTRAP_WAIT_TIMEOUT)."""
-    wait_for_server(_api(), settings.wait_timeout)
+    wait_for_server(startup.connect(os.environ), settings.wait_timeout)
 
 
 @cli.command()
 @settings_options
 def tenant(settings: Settings) -> None:
     """Ensure the tenant exists; print its id."""
-    click.echo(_tenant_id(_api(), settings))
+    click.echo(startup.tenant_id(startup.connect(os.environ), settings))
 
 
 @cli.command()
 @settings_options
 def projects(settings: Settings) -> None:
     """Ensure the tenant and its projects exist; print "name<TAB>id" lines."""
-    api = _api()
-    for name, project_id in ensure_projects(
-        api, _tenant_id(api, settings), settings.projects
-    ).items():
+    for name, project_id in startup.projects(startup.connect(os.environ), settings).items():
         click.echo(f"{name}\t{project_id}")
 
 
@@ -207,43 +96,19 @@ def projects(settings: Settings) -> None:
 @settings_options
 def agent(settings: Settings, print_only: bool, tenant_id: Optional[str]) -> None:
     """Start the agent (the tenant must exist), or --print its command line."""
-    api = _api()
-    if tenant_id is None:
-        tenant_id = find_tenant(api, settings.tenant_slug or settings.tenant)
-        if tenant_id is None:
-            raise BootstrapError(
-                f"tenant {settings.tenant_slug!r} does not exist: run "
-                "'prefect-agent-bootstrap tenant' first, or pass --tenant-id"
-            )
-    launch = agent_launch(settings, api.config, tenant_id, os.environ, _job_template(settings))
+    api = startup.connect(os.environ)
+    tenant = tenant_id or startup.existing_tenant_id(api, settings)
     if print_only:
-        click.echo(launch.render())
+        click.echo(agent_launch(settings, api.config, tenant, os.environ).render())
         return
-    preflight(settings, os.environ)
-    exec_agent(launch)
+    exec_agent(startup.launch_agent(settings, api, tenant, os.environ))
 
 
 @cli.command("settings")
 @settings_options
 def show_settings(settings: Settings) -> None:
     """Print the effective settings as YAML (secret values masked)."""
-    values = settings.dict()
-    values["projects"] = [
-        {key: value for key, value in project.items() if value is not None}
-        for project in values["projects"]
-    ]
-    values["agent_env"] = {
-        key: MASK if is_secret_name(key) else value for key, value in settings.agent_env.items()
-    }
-    click.echo(yaml.safe_dump(_plain(values), sort_keys=False), nl=False)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return getattr(value, "value", value)  # enums
+    click.echo(yaml.safe_dump(as_data(settings), sort_keys=False), nl=False)
 
 
 @cli.command()
@@ -266,7 +131,7 @@ def kubernetes_group() -> None:
     "--env",
     "extra_env",
     multiple=True,
-    callback=_parse_pairs,
+    callback=pairs_option,
     metavar="NAME=VALUE",
     help="Also set NAME=VALUE in the agent container (e.g. EXTRA_PIP_PACKAGES); no secrets.",
 )
@@ -287,29 +152,16 @@ def manifest(
     Prefect API URL is kubernetes_prefect_api, else this environment's PREFECT__CLOUD__API
     (or PREFECT__SERVER__*). An API key is never written: see kubernetes_api_key_secret.
     """
-    for name in extra_env or {}:
-        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name) or name.startswith(ENV_PREFIX):
-            raise SettingsError(
-                f"--env {name}=...: not a variable name, or a BOOTSTRAP_* setting (set those "
-                "as settings)"
-            )
-    api = resolve_api(os.environ)
-    api_url = settings.kubernetes_prefect_api or api.url
-    objects = kubernetes.manifests(settings, api_url, extra_env or {})
-    warning = kubernetes.api_url_warning(api_url)
-    if warning:
+    from bootstrap.kubernetes import kustomize, manifests
+
+    objects, warnings = manifests.for_environment(settings, os.environ, extra_env or {})
+    for warning in warnings:
         logger.warning("%s", warning)
-    if api.api_key and not settings.kubernetes_api_key_secret:
-        logger.warning(
-            "PREFECT__CLOUD__API_KEY is set here but is not written into the manifests: "
-            "store it in a Secret and set kubernetes_api_key_secret"
-        )
     if output_dir is None:
-        click.echo(kubernetes.dump(objects), nl=False)
+        click.echo(manifests.dump(objects), nl=False)
         return
-    files = kubernetes.kustomize_base(objects)
     output_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
+    for name, text in kustomize.kustomize_base(objects).items():
         (output_dir / name).write_text(text)
         click.echo(output_dir / name)
 
@@ -318,7 +170,9 @@ def manifest(
 @settings_options
 def job_template(settings: Settings) -> None:
     """Print the flow-run Job template the agent gets (--job-template) from these settings."""
-    click.echo(yaml.safe_dump(kubernetes.job_template(settings), sort_keys=False), nl=False)
+    from bootstrap.kubernetes.job_template import job_template as render_job_template
+
+    click.echo(yaml.safe_dump(render_job_template(settings), sort_keys=False), nl=False)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bootstrap.engine import ping
+
 PROC = Path("/proc")
 AGENT_TYPES = {"docker", "kubernetes", "local", "ecs", "vertex"}
 DEFAULT_AGENT_ADDRESS = "http://:8080"
@@ -50,7 +52,7 @@ def agent_health_url(cmdline: Sequence[str]) -> Optional[str]:
     return None
 
 
-def docker_engine_url(cmdline: Sequence[str]) -> Optional[str]:
+def agent_engine_url(cmdline: Sequence[str]) -> Optional[str]:
     """The engine of ``prefect agent docker start --base-url URL ...``, else None."""
     words = list(cmdline)
     for index, word in enumerate(words[:-3]):
@@ -117,24 +119,9 @@ def check(cmdline: Sequence[str], timeout: float = 5.0) -> Verdict:
         return Verdict(False, f"{url}: {exc.__class__.__name__}")
     if response.status_code != 200:
         return Verdict(False, f"{url}: HTTP {response.status_code}")
-    engine = docker_engine_url(cmdline)
+    engine = agent_engine_url(cmdline)
     if engine:
-        problem = _ping_engine(engine, timeout)
+        problem = ping(engine, timeout)
         if problem:
             return Verdict(False, f"{url}: ok, but the Docker engine at {engine}: {problem}")
     return Verdict(True, f"{url}: ok")
-
-
-def _ping_engine(base_url: str, timeout: float) -> Optional[str]:
-    """None if the engine answers a ping, else what went wrong."""
-    import docker  # deferred: only Docker agents need it
-
-    try:
-        client = docker.APIClient(base_url=base_url, version="auto", timeout=timeout)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:  # the SDK raises several unrelated types
-        return f"{exc.__class__.__name__}: {exc}"[:300]
-    return None

@@ -15,13 +15,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Tuple
-from urllib.parse import urlsplit
 
-from bootstrap.agent import docker_engine_url
+from bootstrap.engine import DEFAULT_SOCKET, docker_engine_url_from_env, socket_path
 from bootstrap.errors import BootstrapError
 from bootstrap.log import logger
 
-DEFAULT_SOCKET = Path("/var/run/docker.sock")
 RUNTIME_USER_ENV = "PREFECT_AGENT_USER"
 
 
@@ -43,10 +41,9 @@ class SocketInfo:
 
 
 def docker_socket_path(environ: Mapping[str, str]) -> Path:
-    """The socket the agent will use (settings are not loaded yet: their variable is read)."""
-    url = docker_engine_url(environ.get("BOOTSTRAP_DOCKER_BASE_URL"), environ)
-    parts = urlsplit(url)
-    return Path(parts.path) if parts.scheme == "unix" and parts.path else DEFAULT_SOCKET
+    """The socket the agent will use (settings are not loaded yet: their variable is read);
+    the default socket for a TCP engine, whose group then matters to nobody."""
+    return socket_path(docker_engine_url_from_env(environ)) or DEFAULT_SOCKET
 
 
 def plan_identity(
@@ -84,11 +81,11 @@ def socket_info(path: Path) -> Optional[SocketInfo]:
     return SocketInfo(path, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode))
 
 
-def drop_privileges(environ: Mapping[str, str]) -> None:
-    """As root, become the runtime user (plus the socket's group). Otherwise do nothing."""
+def drop_privileges(name: Optional[str], socket_path: Path) -> None:
+    """As root, become the runtime user ``name`` (plus the group of the Docker socket at
+    ``socket_path``, if one is mounted there). Otherwise do nothing."""
     if os.getuid() != 0:
         return
-    name = environ.get(RUNTIME_USER_ENV)
     if not name:
         logger.warning("%s is not set: running as root", RUNTIME_USER_ENV)
         return
@@ -97,7 +94,7 @@ def drop_privileges(environ: Mapping[str, str]) -> None:
     except KeyError:
         raise BootstrapError(f"{RUNTIME_USER_ENV}={name!r}: no such user in the image") from None
     user_groups = [group.gr_gid for group in grp.getgrall() if name in group.gr_mem]
-    socket = socket_info(docker_socket_path(environ))
+    socket = socket_info(socket_path)
     identity, reason = plan_identity(user, user_groups, socket)
     if identity is None:
         logger.warning("%s", reason)

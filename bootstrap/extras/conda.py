@@ -1,61 +1,172 @@
-"""EXTRA_CONDA_PACKAGES: plan and apply with mamba, micromamba, conda, or py-rattler.
+"""EXTRA_CONDA_PACKAGES: parse the value, then plan and apply with a conda CLI (mamba,
+micromamba or conda, whichever the base image has), else with py-rattler
+(:mod:`~bootstrap.extras.rattler`).
 
-- A conda CLI (conda bases such as miniforge): ``<tool> install --dry-run --json`` plans,
-  then ``<tool> install --yes`` applies. Channels come from the request (``-c``) and the
-  tool's own configuration (``.condarc``, ``CONDA_CHANNELS``, ...).
-- py-rattler (bases without a conda CLI, like the offline Debian base): a worker process
-  (:mod:`bootstrap.extras.rattler_worker`) solves, reports the plan, and installs only when
-  told to, so an interruption can stop it like any other installer.
+With a conda CLI (conda bases such as miniforge), ``<tool> install --dry-run --json``
+plans, then ``<tool> install --yes`` applies. Channels come from the request (``-c``) and
+the tool's own configuration (``.condarc``, ``CONDA_CHANNELS``, ...).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import subprocess
-import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from bootstrap.errors import ExtrasError
 from bootstrap.extras import proc
 from bootstrap.extras.environment import TargetEnv
 from bootstrap.extras.plan import (
-    CONDA_INSTALLER_VAR,
-    CONDA_INSTALLERS,
-    CONDA_VAR,
     Changes,
-    CondaRequest,
+    CommandInstaller,
+    Installer,
     InstallPlan,
-    UnreadablePlan,
-    conda_channels,
-    conda_cli_argv,
     installer_message,
-    parse_conda_dry_run,
+    shorten,
+    split_words,
+    take_options,
 )
-from bootstrap.log import logger
+from bootstrap.extras.rattler import Rattler, rattler_available
+from bootstrap.extras.variables import CONDA_INSTALLER_VAR, CONDA_VAR
+
+CONDA_INSTALLERS = ("mamba", "micromamba", "conda", "rattler")
+
+CONDA_OPTIONS: Dict[str, Tuple[str, bool]] = {
+    "-c": ("channel", True),
+    "--channel": ("channel", True),
+    "--override-channels": ("override-channels", False),
+}
+
+
+@dataclass(frozen=True)
+class CondaRequest:
+    """EXTRA_CONDA_PACKAGES: channels (in order), override flag, match specs."""
+
+    channels: Tuple[str, ...] = ()
+    specs: Tuple[str, ...] = ()
+    override_channels: bool = False
+
+    def describe(self) -> str:
+        return shorten(" ".join(self.specs))
+
+
+# Parsing the value -------------------------------------------------------------------------
+
+
+def check_match_spec(word: str) -> None:
+    """Reject what is not a conda match spec (py-rattler's parser, when installed)."""
+    if word.startswith("-") or any(char in word for char in ";&`$\n"):
+        raise ExtrasError(f"{CONDA_VAR}: {word!r} is not a conda package spec")
+    try:
+        from rattler import MatchSpec
+    except ImportError:  # pragma: no cover - the image always has py-rattler
+        return
+    try:
+        MatchSpec(word)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ExtrasError(f"{CONDA_VAR}: {word!r} is not a conda package spec ({reason})") from None
+
+
+def parse_conda(value: str) -> CondaRequest:
+    options, words = take_options(CONDA_VAR, split_words(CONDA_VAR, value), CONDA_OPTIONS)
+    if not words:
+        raise ExtrasError(f"{CONDA_VAR}={value!r} names no package to install")
+    for word in words:
+        check_match_spec(word)
+    channels = [channel for name, channel in options if name == "channel" and channel]
+    return CondaRequest(
+        channels=tuple(dict.fromkeys(channels)),
+        specs=tuple(words),
+        override_channels=any(name == "override-channels" for name, _ in options),
+    )
+
+
+def conda_cli_argv(tool: str, prefix: str, request: CondaRequest, dry_run: bool) -> List[str]:
+    argv = [tool, "install", "--yes", "--prefix", prefix]
+    if dry_run:
+        argv += ["--dry-run", "--json"]
+    else:
+        argv += ["--quiet"] if tool != "micromamba" else []
+    for channel in request.channels:
+        argv += ["--channel", channel]
+    if request.override_channels:
+        argv.append("--override-channels")
+    return [*argv, *request.specs]
+
+
+# Dry-run output ----------------------------------------------------------------------------
+
+
+def _conda_action(item: object) -> Tuple[str, str, str]:
+    if isinstance(item, dict):
+        name = str(item.get("name", ""))
+        version = str(item.get("version", ""))
+        build = str(item.get("build_string", item.get("build", "")))
+        if not name and item.get("dist_name"):
+            name, version, build = str(item["dist_name"]).rsplit("-", 2)
+        return name, version, build
+    text = str(item).split("::")[-1]
+    name, version, build = text.rsplit("-", 2)
+    return name, version, build
+
+
+class UnreadablePlan(ExtrasError):
+    """The conda installer's dry run printed no JSON plan."""
+
+
+def parse_conda_dry_run(output: str) -> Tuple[Changes, List[str]]:
+    """``conda|mamba|micromamba install --dry-run --json``: (changes, unlinked dist names).
+
+    Raises ExtrasError with conda's own message when the JSON reports an error."""
+    start = output.find("{")
+    if start < 0:
+        raise UnreadablePlan(f"the conda installer printed no plan:\n{output[-2000:]}")
+    try:
+        data = json.loads(output[start:])
+    except json.JSONDecodeError:
+        raise UnreadablePlan(f"cannot read the conda installer's plan:\n{output[-2000:]}") from None
+    if data.get("error") or data.get("success") is False:
+        message = data.get("message") or data.get("error") or "unknown error"
+        raise ExtrasError(str(message))
+    actions = data.get("actions") or {}
+    if isinstance(actions, list):  # some versions: a list of transactions
+        merged: Dict[str, list] = {}
+        for entry in actions:
+            for key, value in (entry or {}).items():
+                if isinstance(value, list):
+                    merged.setdefault(key, []).extend(value)
+        actions = merged
+    changes = Changes()
+    unlinked: List[str] = []
+    for item in actions.get("LINK", []) or []:
+        name, version, _ = _conda_action(item)
+        changes.install.append((name, version))
+    for item in actions.get("UNLINK", []) or []:
+        name, version, build = _conda_action(item)
+        changes.remove.append((name, version))
+        unlinked.append(f"{name}-{version}-{build}")
+    return changes, unlinked
+
+
+# The installers ---------------------------------------------------------------------------
 
 CondaPlan = InstallPlan[CondaRequest]
 
 
-class CondaCli:
+class CondaCli(CommandInstaller):
     """mamba / micromamba / conda, whichever the base image has."""
 
+    kind = "conda"
+
     def __init__(self, tool: str, path: str, prefix: Path, env: Mapping[str, str]):
-        self.tool = tool
-        self.path = path
+        super().__init__(tool, path, env)
         self.prefix = prefix
-        self.env = env
 
-    @property
-    def name(self) -> str:
-        return self.tool
-
-    @property
-    def identity(self) -> str:
-        return f"{self.tool}:{proc.executable_identity(self.path)}"
+    def describe(self) -> str:
+        return f"{self.tool} ({self.path})"
 
     def plan(self, request: CondaRequest, target: TargetEnv) -> CondaPlan:
         argv = conda_cli_argv(self.path, str(self.prefix), request, dry_run=True)
@@ -96,136 +207,10 @@ class CondaCli:
             )
         return result.seconds
 
-    def close(self, force: bool = False) -> None:
-        """Nothing to end: each conda CLI run is over when plan/apply returns."""
-
-
-class Rattler:
-    """py-rattler in a worker process: solve -> plan on stdout -> "apply" on stdin."""
-
-    name = "rattler"
-
-    def __init__(self, prefix: Path, env: Mapping[str, str], python: str):
-        self.prefix = prefix
-        self.env = env
-        self.python = python
-        self.process: Optional[subprocess.Popen] = None
-        self.stderr: Optional[IO[bytes]] = None
-
-    @property
-    def identity(self) -> str:
-        from importlib.metadata import version
-
-        return f"rattler:{version('py-rattler')}"
-
-    def _send(self, message: str) -> None:
-        if self.process is None or self.process.stdin is None:
-            raise ExtrasError(f"{CONDA_VAR}: the rattler worker is not running")
-        self.process.stdin.write(message + "\n")
-        self.process.stdin.flush()
-
-    def _receive(self) -> dict:
-        if self.process is None or self.process.stdout is None:
-            raise ExtrasError(f"{CONDA_VAR}: the rattler worker is not running")
-        line = self.process.stdout.readline()
-        if not line:
-            self.process.wait()
-            stderr = ""
-            if self.stderr is not None:
-                self.stderr.seek(0)
-                stderr = self.stderr.read().decode(errors="replace")
-            raise ExtrasError(
-                f"{CONDA_VAR}: the rattler worker ended unexpectedly "
-                f"(exit {self.process.returncode}):\n{installer_message(stderr)}"
-            )
-        return json.loads(line)
-
-    def plan(self, request: CondaRequest, target: TargetEnv) -> CondaPlan:
-        started = time.monotonic()
-        cache = Path(self.env.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        pkgs_dirs = [item for item in self.env.get("CONDA_PKGS_DIRS", "").split(",") if item]
-        message = {
-            "prefix": str(self.prefix),
-            "python": str(target.python),
-            "python_version": target.version,
-            "pip_distributions": {
-                name: version for name, (version, _) in target.distributions.items()
-            },
-            "channels": conda_channels(request, self.env),
-            "channel_alias": self.env.get("CONDA_CHANNEL_ALIAS") or "https://conda.anaconda.org/",
-            "specs": list(request.specs),
-            "repodata_cache": str(cache / "rattler" / "cache"),
-            "package_cache": pkgs_dirs[0] if pkgs_dirs else str(cache / "rattler" / "pkgs"),
-        }
-        # a file, not a pipe: a chatty worker can never fill it and block
-        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        self.process = proc.popen(
-            [self.python, "-m", "bootstrap.extras.rattler_worker"],
-            self.env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-        )
-        try:
-            self._send(json.dumps(message))
-            answer = self._receive()
-        except BaseException:
-            self.close(force=True)
-            raise
-        if not answer.get("ok"):
-            self.close()
-            raise ExtrasError(
-                f"{CONDA_VAR}: rattler cannot install {request.describe()} from "
-                f"{', '.join(message['channels'])}:\n{answer.get('error', '').strip()}"
-            )
-        changes = Changes(install=[tuple(item) for item in answer["install"]])
-        return CondaPlan(request, changes, [], time.monotonic() - started)
-
-    def apply(self, plan: CondaPlan) -> float:
-        started = time.monotonic()
-        try:
-            self._send("apply")
-            answer = self._receive()
-        except BaseException:
-            self.close(force=True)
-            raise
-        self.close()
-        if not answer.get("ok"):
-            raise ExtrasError(
-                f"{CONDA_VAR}: rattler failed to install {plan.request.describe()}:\n"
-                f"{answer.get('error', '').strip()}"
-            )
-        return time.monotonic() - started
-
-    def close(self, force: bool = False) -> None:
-        """End the worker: closing its input makes one that was not told to apply exit
-        without touching the environment; ``force`` (errors, interruptions) stops it at once,
-        even in the middle of an install."""
-        if self.process is None:
-            return
-        process, self.process = self.process, None
-        if force:
-            proc.stop_group(process)
-        if process.stdin:
-            with contextlib.suppress(OSError):
-                process.stdin.close()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.stop_group(process)
-        except BaseException:
-            proc.stop_group(process)
-            raise
-        if process.stdout:
-            process.stdout.close()
-        if self.stderr is not None:
-            self.stderr.close()
-            self.stderr = None
-
 
 def choose_conda_installer(
     environ: Mapping[str, str], prefix: Path, env: Dict[str, str], python: str
-):
+) -> Installer:
     """EXTRA_CONDA_INSTALLER (auto by default): mamba, micromamba, conda, else py-rattler."""
     wanted = (environ.get(CONDA_INSTALLER_VAR) or "auto").strip().lower()
     if wanted not in ("auto", *CONDA_INSTALLERS):
@@ -236,9 +221,7 @@ def choose_conda_installer(
     path_value = env.get("PATH")
     for tool in candidates:
         if tool == "rattler":
-            try:
-                import rattler  # noqa: F401
-            except ImportError:
+            if not rattler_available():
                 continue
             return Rattler(prefix, env, python)
         found = shutil.which(tool, path=path_value)
@@ -247,18 +230,4 @@ def choose_conda_installer(
     raise ExtrasError(
         f"{CONDA_VAR} is set but no conda installer is available "
         f"({CONDA_INSTALLER_VAR}={wanted}; looked for {', '.join(candidates)})"
-    )
-
-
-def describe_installer(installer) -> str:
-    if isinstance(installer, Rattler):
-        from importlib.metadata import version
-
-        return f"py-rattler {version('py-rattler')}"
-    return f"{installer.tool} ({installer.path})"
-
-
-def log_plan(plan: CondaPlan, installer) -> None:
-    logger.info(
-        "Conda plan (%s, %.2f s): %s", installer.name, plan.seconds, plan.changes.describe()
     )

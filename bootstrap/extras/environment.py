@@ -28,6 +28,15 @@ result = {"version": platform.python_version(), "purelib": paths["purelib"], "di
 """
 
 
+# The bootstrap's own records inside the environment (journal, fingerprint); never part of
+# what the journal lists or restores.
+STATE_DIR = ".prefect-agent/extras"
+
+
+def state_dir(prefix: Path) -> Path:
+    return prefix / STATE_DIR
+
+
 def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 

@@ -34,16 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
-STATE_DIR = ".prefect-agent/extras"  # inside the environment, excluded from the listing
+from bootstrap.extras.environment import STATE_DIR, state_dir
+
 JOURNAL = "journal"
-FINGERPRINT = "installed.json"
 
 # relative path -> (kind "f" | "d" | "l", size, mtime_ns, mode, symlink target)
 Entry = Tuple[str, int, int, int, str]
-
-
-def state_dir(prefix: Path) -> Path:
-    return prefix / STATE_DIR
 
 
 def _excluded(prefix: Path) -> str:
@@ -205,7 +201,6 @@ class Journal:
                 report.unrestorable.append(relative)
             except OSError as exc:
                 report.unrestorable.append(f"{relative} ({exc.strerror})")
-        remove_fingerprint(prefix)
         shutil.rmtree(self.path, ignore_errors=True)
         for directory in (self.state, self.state.parent):  # leave no trace if none was there
             with contextlib.suppress(OSError):
@@ -271,31 +266,6 @@ def clean_leftovers(prefix: Path) -> None:
         leftover = state_dir(prefix) / name
         if leftover.exists():
             shutil.rmtree(leftover, ignore_errors=True)
-
-
-# Fingerprint of what is installed --------------------------------------------------------
-
-
-def read_fingerprint(prefix: Path) -> Optional[str]:
-    try:
-        data = json.loads((state_dir(prefix) / FINGERPRINT).read_text())
-    except (OSError, ValueError):
-        return None
-    value = data.get("fingerprint") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
-
-
-def write_fingerprint(prefix: Path, fingerprint: str, details: dict) -> None:
-    target = state_dir(prefix) / FINGERPRINT
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"fingerprint": fingerprint, **details}, indent=2) + "\n")
-    os.replace(temporary, target)
-
-
-def remove_fingerprint(prefix: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (state_dir(prefix) / FINGERPRINT).unlink()
 
 
 @contextlib.contextmanager

@@ -1,50 +1,240 @@
-"""EXTRA_PIP_PACKAGES: plan (``--dry-run``) and apply with uv, or ``python -m pip`` without it."""
+"""EXTRA_PIP_PACKAGES: parse the value, then plan (``--dry-run``) and apply with uv, or with
+``python -m pip`` where there is no uv.
+
+Only the options below are accepted; each reaches the installer as its own argv item. uv
+reads only ``UV_*`` variables, so pip's index settings (``PIP_INDEX_URL``, ...) are handed to
+it as the equivalent options.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Tuple
 
 from bootstrap.errors import ExtrasError
 from bootstrap.extras import proc
 from bootstrap.extras.environment import TargetEnv, canonical_name
 from bootstrap.extras.plan import (
-    PIP_INSTALLER_VAR,
-    PIP_INSTALLERS,
-    PIP_VAR,
+    Changes,
+    CommandInstaller,
     InstallPlan,
-    PipRequest,
+    Option,
     installer_message,
-    parse_pip_dry_run,
-    parse_uv_dry_run,
-    pip_argv,
-    pip_env_options,
-    uv_argv,
+    shorten,
+    split_words,
+    take_options,
 )
+from bootstrap.extras.variables import PIP_INSTALLER_VAR, PIP_VAR
+
+PIP_INSTALLERS = ("uv", "pip")
+
+# Accepted pip options: alias -> (canonical long name, takes a value). Anything else is
+# rejected: an unknown word starting with "-" is a typo or an attempt to smuggle options in.
+PIP_OPTIONS: Dict[str, Tuple[str, bool]] = {
+    "-i": ("index-url", True),
+    "--index-url": ("index-url", True),
+    "--extra-index-url": ("extra-index-url", True),
+    "-f": ("find-links", True),
+    "--find-links": ("find-links", True),
+    "--no-index": ("no-index", False),
+    "--pre": ("pre", False),
+    "--trusted-host": ("trusted-host", True),
+    "-c": ("constraint", True),
+    "--constraint": ("constraint", True),
+    "-r": ("requirement", True),
+    "--requirement": ("requirement", True),
+    "-e": ("editable", True),
+    "--editable": ("editable", True),
+    "--no-deps": ("no-deps", False),
+    "-U": ("upgrade", False),
+    "--upgrade": ("upgrade", False),
+    "--force-reinstall": ("force-reinstall", False),
+    "--only-binary": ("only-binary", True),
+    "--no-binary": ("no-binary", True),
+    "--no-build-isolation": ("no-build-isolation", False),
+}
+
+# canonical pip option -> uv pip install flag(s)
+_UV_FLAGS: Dict[str, Tuple[str, ...]] = {
+    "index-url": ("--index-url",),
+    "extra-index-url": ("--extra-index-url",),
+    "find-links": ("--find-links",),
+    "no-index": ("--no-index",),
+    "pre": ("--prerelease", "allow"),
+    "trusted-host": ("--allow-insecure-host",),
+    "constraint": ("--constraint",),
+    "requirement": ("--requirement",),
+    "editable": ("--editable",),
+    "no-deps": ("--no-deps",),
+    "upgrade": ("--upgrade",),
+    "force-reinstall": ("--reinstall",),
+    "only-binary": ("--only-binary",),
+    "no-binary": ("--no-binary",),
+    "no-build-isolation": ("--no-build-isolation",),
+}
+
+# pip's environment variables uv does not read, as (PIP_ name, canonical option, uv's names
+# that take precedence, list-valued). Translated to uv options unless the request or a UV_
+# variable already says otherwise.
+_PIP_ENV_FOR_UV = (
+    ("PIP_INDEX_URL", "index-url", ("UV_INDEX_URL", "UV_DEFAULT_INDEX"), False),
+    ("PIP_EXTRA_INDEX_URL", "extra-index-url", ("UV_EXTRA_INDEX_URL", "UV_INDEX"), True),
+    ("PIP_FIND_LINKS", "find-links", ("UV_FIND_LINKS",), True),
+    ("PIP_TRUSTED_HOST", "trusted-host", ("UV_INSECURE_HOST",), True),
+    ("PIP_CONSTRAINT", "constraint", ("UV_CONSTRAINT",), True),
+    ("PIP_NO_INDEX", "no-index", ("UV_NO_INDEX",), False),
+    ("PIP_PRE", "pre", ("UV_PRERELEASE",), False),
+)
+
+_TRUE = {"1", "true", "yes", "on"}
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_PATH = re.compile(r"^(\.{1,2}/|/|~)")
+
+
+@dataclass(frozen=True)
+class PipRequest:
+    """EXTRA_PIP_PACKAGES, split into accepted options and requirement words."""
+
+    options: Tuple[Option, ...] = ()
+    requirements: Tuple[str, ...] = ()
+
+    def option_names(self) -> List[str]:
+        return [name for name, _ in self.options]
+
+    def describe(self) -> str:
+        files = [
+            f"-{'r' if n == 'requirement' else 'e'} {v}"
+            for n, v in self.options
+            if n in ("requirement", "editable")
+        ]
+        return shorten(" ".join([*self.requirements, *files]))
+
+
+# Parsing the value -------------------------------------------------------------------------
+
+
+def check_requirement(word: str) -> None:
+    """A PEP 508 requirement, a URL, or a path: anything else is rejected here."""
+    if _URL.match(word) or _PATH.match(word):
+        return
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(word)
+    except InvalidRequirement as exc:
+        reason = str(exc).splitlines()[0]
+        raise ExtrasError(
+            f"{PIP_VAR}: {word!r} is not a valid requirement ({reason}); values are split "
+            "into words like a shell would, but never run by one"
+        ) from None
+
+
+def parse_pip(value: str) -> PipRequest:
+    options, words = take_options(PIP_VAR, split_words(PIP_VAR, value), PIP_OPTIONS)
+    for word in words:
+        check_requirement(word)
+    if not words and not any(name in ("requirement", "editable") for name, _ in options):
+        raise ExtrasError(f"{PIP_VAR}={value!r} names no package to install")
+    return PipRequest(tuple(options), tuple(words))
+
+
+def pip_env_options(request: PipRequest, environ: Mapping[str, str]) -> PipRequest:
+    """Add pip's index settings (PIP_INDEX_URL, ...) as options, for uv, which reads only
+    UV_* variables. Options in the request and UV_* variables take precedence."""
+    present = set(request.option_names())
+    extra: List[Option] = []
+    for pip_name, option, uv_names, is_list in _PIP_ENV_FOR_UV:
+        value = environ.get(pip_name, "").strip()
+        if not value or option in present or any(environ.get(name) for name in uv_names):
+            continue
+        if option in ("no-index", "pre"):
+            if value.lower() in _TRUE:
+                extra.append((option, None))
+        elif is_list:
+            extra.extend((option, item) for item in value.split())
+        else:
+            extra.append((option, value))
+    return PipRequest(request.options + tuple(extra), request.requirements)
+
+
+def uv_argv(uv: str, python: str, request: PipRequest, dry_run: bool) -> List[str]:
+    argv = [uv, "pip", "install", "--python", python]
+    if dry_run:
+        argv.append("--dry-run")
+    for name, value in request.options:
+        argv.extend(_UV_FLAGS[name])
+        if value is not None:
+            argv.append(value)
+    return [*argv, *request.requirements]
+
+
+def pip_argv(python: str, request: PipRequest, dry_run: bool) -> List[str]:
+    argv = [python, "-m", "pip", "install", "--no-input", "--progress-bar", "off"]
+    if dry_run:
+        argv.append("--dry-run")
+    for name, value in request.options:
+        argv.append(f"--{name}")
+        if value is not None:
+            argv.append(value)
+    return [*argv, *request.requirements]
+
+
+# Dry-run output ----------------------------------------------------------------------------
+
+_UV_LINE = re.compile(r"^\s*([+\-~])\s+([A-Za-z0-9][A-Za-z0-9._-]*)(?:==(\S+)|\s+@\s+(\S+))?")
+
+
+def parse_uv_dry_run(output: str) -> Changes:
+    """``uv pip install --dry-run`` lines `` + name==1.0``, `` - name==0.9``, `` ~ ...``."""
+    changes = Changes()
+    for line in output.splitlines():
+        match = _UV_LINE.match(line)
+        if not match:
+            continue
+        sign, name, version, url = match.groups()
+        item = (name, version or url or "")
+        if sign == "+":
+            changes.install.append(item)
+        elif sign == "-":
+            changes.remove.append(item)
+        else:  # ~ reinstall
+            changes.install.append(item)
+            changes.remove.append(item)
+    return changes
+
+
+def parse_pip_dry_run(output: str) -> Changes:
+    """pip's ``Would install a-1.0 b-2.0`` line (replaced packages are not listed)."""
+    changes = Changes()
+    for line in output.splitlines():
+        if line.startswith("Would install "):
+            for item in line[len("Would install ") :].split():
+                name, _, version = item.rpartition("-")
+                changes.install.append((name or item, version if name else ""))
+    return changes
+
+
+# The installer ----------------------------------------------------------------------------
 
 PipPlan = InstallPlan[PipRequest]
 
 
-class PipInstaller:
+class PipInstaller(CommandInstaller):
+    """uv (``uv pip install``) or pip (``python -m pip install``) into the environment."""
+
+    kind = "pip"
+
     def __init__(self, tool: str, path: str, python: Path, env: Mapping[str, str]):
-        self.tool = tool  # "uv" or "pip"
-        self.path = path
+        super().__init__(tool, path, env)  # tool: "uv" or "pip"
         self.python = python
-        self.env = env
 
-    @property
-    def name(self) -> str:
-        return self.tool
-
-    @property
-    def identity(self) -> str:
-        return f"{self.tool}:{proc.executable_identity(self.path)}"
-
-    def version(self) -> str:
+    def describe(self) -> str:
         """``uv 0.13.8`` / ``pip 23.0.1``, for the log."""
         if self.tool == "pip" and Path(sys.prefix).resolve() == self.python.parent.parent.resolve():
             from importlib.metadata import PackageNotFoundError, version

@@ -47,12 +47,12 @@ def test_the_entrypoint_leaves_a_bad_log_level_to_the_command() -> None:
 
 
 def test_an_unexpected_error_is_one_line_and_exit_1(monkeypatch, capsys) -> None:
-    from bootstrap import cli
+    from bootstrap import cli, options
 
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "load_settings", boom)
+    monkeypatch.setattr(options, "load_settings", boom)
     with pytest.raises(SystemExit) as info:
         cli.main(["settings"])
     assert info.value.code == 1

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.healthcheck import agent_health_url, check, docker_engine_url, main_process
+from bootstrap.healthcheck import agent_engine_url, agent_health_url, check, main_process
 
 AGENT = ["/opt/prefect/bin/python", "/opt/prefect/bin/prefect", "agent", "docker", "start"]
 
@@ -100,13 +100,13 @@ def test_main_process_without_an_init_is_pid_1(tmp_path: Path) -> None:
     assert main_process(tmp_path) == AGENT
 
 
-def test_docker_engine_url_of_a_docker_agent_only() -> None:
+def test_agent_engine_url_of_a_docker_agent_only() -> None:
     engine = "unix:///var/run/engine/docker.sock"
-    assert docker_engine_url([*AGENT, "--base-url", engine]) == engine
-    assert docker_engine_url([*AGENT, f"--base-url={engine}"]) == engine
-    assert docker_engine_url([*AGENT, "--label", "x"]) is None
+    assert agent_engine_url([*AGENT, "--base-url", engine]) == engine
+    assert agent_engine_url([*AGENT, f"--base-url={engine}"]) == engine
+    assert agent_engine_url([*AGENT, "--label", "x"]) is None
     local = ["/opt/prefect/bin/prefect", "agent", "local", "start", "--base-url", engine]
-    assert docker_engine_url(local) is None
+    assert agent_engine_url(local) is None
 
 
 class _Engine(BaseHTTPRequestHandler):

@@ -54,3 +54,21 @@ def test_the_agents_engine_setting_names_the_socket_too() -> None:
         "DOCKER_HOST": "unix:///run/docker.sock",
     }
     assert docker_socket_path(environ) == Path("/run/user/1000/docker.sock")
+
+
+def test_the_root_phase_loads_nothing_of_the_run_phase() -> None:
+    """What runs as root stays small: no settings, API client, agent launch or their
+    libraries are imported by the module that drops root."""
+    import subprocess
+    import sys
+
+    code = "import sys, bootstrap.privileges; print(' '.join(sorted(sys.modules)))"
+    loaded = set(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    run_phase = {"bootstrap.settings", "bootstrap.agent", "bootstrap.startup", "bootstrap.server"}
+    libraries = {"pydantic", "requests", "click", "yaml", "docker", "prefect"}
+    assert not loaded & (run_phase | libraries)
+    assert "bootstrap.engine" in loaded  # the one rule for the Docker engine it shares

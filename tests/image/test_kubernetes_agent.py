@@ -28,7 +28,7 @@ import yaml
 from prefect.run_configs import KubernetesRun
 from prefect.storage import Local
 
-from bootstrap import kubernetes as k8s
+from bootstrap.kubernetes import manifests as k8s
 from tests.prefect_api_double import registration
 
 pytestmark = pytest.mark.docker

@@ -1,8 +1,9 @@
-"""Checks for values that end up in Kubernetes objects: names, labels, quantities, images.
+"""Value rules for settings that end up in Kubernetes objects: names, labels, quantities,
+image references.
 
 Each ``check_*`` returns the value or raises ``ValueError`` with a message that says what
-the value must look like; :mod:`bootstrap.settings` turns that into a SettingsError naming
-the setting. The rules are Kubernetes' own (apimachinery's validation and resource.Quantity,
+the value must look like; :mod:`bootstrap.settings.loading` turns that into a SettingsError
+naming the setting. The rules are Kubernetes' own (apimachinery's validation and resource.Quantity,
 the container image reference grammar), so a bad value is refused here rather than by the
 API server after ``kubectl apply`` or, worse, by the agent when it submits a flow run.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping, NamedTuple, Optional
 
 DNS_LABEL_MAX = 63
 DNS_SUBDOMAIN_MAX = 253
@@ -34,30 +35,29 @@ _PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
 _IMAGE = re.compile(
-    rf"^(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
-    r"(?::[\w][\w.-]{0,127})?"
-    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?$"
 )
+
+
+def _check_dns(value: str, pattern: re.Pattern, limit: int, what: str, chars: str) -> str:
+    if len(value) > limit or not pattern.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid Kubernetes {what}: at most {limit} lower-case letters, "
+            f"digits{chars}, starting and ending with a letter or digit"
+        )
+    return value
 
 
 def check_dns_label(value: str, what: str = "name") -> str:
     """An RFC 1123 label: namespaces, Deployment and container names."""
-    if len(value) > DNS_LABEL_MAX or not _DNS_LABEL.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid Kubernetes {what}: at most {DNS_LABEL_MAX} lower-case "
-            "letters, digits and '-', starting and ending with a letter or digit"
-        )
-    return value
+    return _check_dns(value, _DNS_LABEL, DNS_LABEL_MAX, what, " and '-'")
 
 
 def check_dns_subdomain(value: str, what: str = "object name") -> str:
     """An RFC 1123 subdomain: most object names (Secrets, ServiceAccounts, ...)."""
-    if len(value) > DNS_SUBDOMAIN_MAX or not _DNS_SUBDOMAIN.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid Kubernetes {what}: at most {DNS_SUBDOMAIN_MAX} "
-            "lower-case letters, digits, '-' and '.', starting and ending with a letter or digit"
-        )
-    return value
+    return _check_dns(value, _DNS_SUBDOMAIN, DNS_SUBDOMAIN_MAX, what, ", '-' and '.'")
 
 
 def check_label_key(key: str) -> str:
@@ -156,11 +156,24 @@ def check_request_within_limit(
     return None
 
 
-def check_image_reference(value: str) -> str:
-    """``[registry[:port]/]path[:tag][@digest]`` with a lower-case path."""
-    if not _IMAGE.match(value):
+class ImageReference(NamedTuple):
+    name: str
+    tag: Optional[str]
+    digest: Optional[str]
+
+
+def split_image_reference(value: str) -> ImageReference:
+    """``registry:5000/lume/agent:1.0@sha256:...`` -> name, tag, digest (each may be None)."""
+    match = _IMAGE.match(value)
+    if not match:
         raise ValueError(
             f"{value!r} is not a container image reference "
             "([REGISTRY[:PORT]/]NAME[:TAG][@DIGEST], lower-case name)"
         )
+    return ImageReference(match.group("name"), match.group("tag"), match.group("digest"))
+
+
+def check_image_reference(value: str) -> str:
+    """``[registry[:port]/]path[:tag][@digest]`` with a lower-case path."""
+    split_image_reference(value)
     return value

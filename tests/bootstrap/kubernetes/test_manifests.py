@@ -13,11 +13,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bootstrap import kubernetes as k8s
 from bootstrap.errors import SettingsError
+from bootstrap.kubernetes import job_template as jt
+from bootstrap.kubernetes import manifests as k8s
+from bootstrap.kubernetes.kustomize import FILES as KUSTOMIZE_FILES
 from bootstrap.settings import Settings, load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BASE_DIR = ROOT / "deploy" / "kubernetes"
 API_URL = "http://prefect-apollo.prefect.svc:4200/graphql"
 IMAGE = "registry.example.org/lume/prefect-agent:1.2.4-1"
@@ -93,7 +95,7 @@ def kube_versions() -> List[str]:
 @pytest.mark.parametrize("values", [{}, FULL], ids=["defaults", "customised"])
 def test_manifests_and_job_template_validate_strictly(values: dict, version: str) -> None:
     settings = settings_for(**values)
-    objects = [*k8s.manifests(settings, API_URL), k8s.job_template(settings)]
+    objects = [*k8s.manifests(settings, API_URL), jt.job_template(settings)]
     assert [obj["kind"] for obj in objects] == [
         "ServiceAccount",
         "Role",
@@ -455,7 +457,7 @@ def test_kustomize_base_is_in_sync_with_the_renderer(tmp_path: Path) -> None:
     assert generated == committed
     for name in generated:
         assert (BASE_DIR / name).read_text() == (tmp_path / name).read_text(), (
-            f"deploy/kubernetes/{name} is stale: regenerate it (README, section Kubernetes)"
+            f"deploy/kubernetes/{name} is stale: regenerate it (docs/kubernetes.md)"
         )
 
 
@@ -479,7 +481,7 @@ def kustomize(directory: Path) -> List[dict]:
 
 def test_kubectl_kustomize_builds_the_base_into_the_rendered_objects(tmp_path: Path) -> None:
     built = kustomize(BASE_DIR)
-    files = [BASE_DIR / name for name in k8s.KUSTOMIZE_FILES.values()]
+    files = [BASE_DIR / name for name in KUSTOMIZE_FILES.values()]
     rendered = {
         (obj["kind"], obj["metadata"]["name"]): obj
         for obj in (yaml.safe_load(path.read_text()) for path in files)

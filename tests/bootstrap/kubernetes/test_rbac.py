@@ -22,7 +22,7 @@ import pytest
 import yaml
 from prefect.utilities.kubernetes import K8S_CLIENTS
 
-from bootstrap import kubernetes as k8s
+from bootstrap.kubernetes import manifests as k8s
 from bootstrap.settings import load_settings
 
 AGENT_SOURCE = Path(prefect_k8s_agent.__file__)

@@ -20,11 +20,11 @@ from typing import Dict, Iterator, List
 import pytest
 
 from bootstrap.errors import ExtrasError
-from bootstrap.extras import install_extras, journal
+from bootstrap.extras import fingerprint, install_extras, journal
 from bootstrap.log import logger, mask
 from tests.fixtures.extras import PackageServer, build_repo, make_tls, make_wheel
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -104,7 +104,7 @@ def test_installs_conda_then_pip_and_skips_when_unchanged(env, environ, repo, lo
         "/files/tinydep-0.2.0-py3-none-any.whl",
         "/files/tinypkg-0.1.0-py3-none-any.whl",
     ]
-    assert journal.read_fingerprint(env)
+    assert fingerprint.read(env)
 
     # Same extras again: the fingerprint matches, no installer runs, nothing is fetched.
     repo.clear()
@@ -130,14 +130,14 @@ def test_a_fresh_environment_with_a_warm_cache_downloads_nothing(tmp_path, envir
 def test_already_satisfied_requests_change_nothing(env, environ, repo, log):
     environ.update(extras(repo, pip="tinypkg"))
     install_extras(environ, prefix=env)
-    journal.remove_fingerprint(env)  # e.g. installed by other means
+    fingerprint.forget(env)  # e.g. installed by other means
     before = journal.scan(env)
     log.clear()
     install_extras(environ, prefix=env)
     assert "Extra packages already satisfied: nothing to install" in log
     after = journal.scan(env)
     assert after == before
-    assert journal.read_fingerprint(env)
+    assert fingerprint.read(env)
 
 
 def test_find_links_and_pip_variables(env, environ, repo):
@@ -225,7 +225,7 @@ def test_pip_failure_after_the_conda_step_rolls_both_back(env, environ, repo, lo
     assert "Installed conda packages with rattler" in " ".join(log)  # it had succeeded
     assert journal.scan(env) == before
     assert not journal.pending(env)
-    assert journal.read_fingerprint(env) is None
+    assert fingerprint.read(env) is None
 
 
 def test_a_replaced_distribution_is_restored(env, environ, repo):

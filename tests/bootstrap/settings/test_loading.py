@@ -166,3 +166,24 @@ def test_log_level_and_agent_type_ignore_case() -> None:
     settings = load_settings({"log_level": "debug", "agent_type": "Kubernetes"})
     assert settings.log_level.value == "DEBUG"
     assert settings.agent_type is AgentType.kubernetes
+
+
+def test_mappings_merge_key_by_key_across_sources(monkeypatch, tmp_path) -> None:
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text("agent_env:\n  A: from-file\n  B: from-file\n")
+    monkeypatch.setenv("BOOTSTRAP_AGENT_ENV", "B=from-env,C=from-env")
+    merged = load_settings({"agent_env": {"C": "from-cli", "D": "from-cli"}}, settings_file)
+    assert merged.agent_env == {"A": "from-file", "B": "from-env", "C": "from-cli", "D": "from-cli"}
+    assert load_settings({}, settings_file).agent_env == {
+        "A": "from-file",
+        "B": "from-env",
+        "C": "from-env",
+    }
+
+
+def test_a_malformed_mapping_variable_is_reported_even_with_a_file(monkeypatch, tmp_path) -> None:
+    settings_file = tmp_path / "settings.yaml"
+    settings_file.write_text("agent_env:\n  A: '1'\n")
+    monkeypatch.setenv("BOOTSTRAP_AGENT_ENV", "no-equals-sign")
+    with pytest.raises(SettingsError, match="BOOTSTRAP_AGENT_ENV"):
+        load_settings({}, settings_file)

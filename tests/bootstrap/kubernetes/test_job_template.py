@@ -22,8 +22,9 @@ from prefect.run_configs import KubernetesRun
 from prefect.storage import Local
 from prefect.utilities.graphql import GraphQLResult
 
-from bootstrap import kubernetes as k8s
 from bootstrap.agent import agent_launch
+from bootstrap.errors import PreflightError
+from bootstrap.kubernetes import job_template as jt
 from bootstrap.server import ApiConfig
 from bootstrap.settings import load_settings
 
@@ -93,8 +94,9 @@ def agent_from_bootstrap(
 ) -> KubernetesAgent:
     """The KubernetesAgent that `prefect agent kubernetes start <our argv>` builds."""
     settings = load_settings(values)
-    job_template = k8s.prepare_job_template(settings, directory=str(tmp_path))
-    launch = agent_launch(settings, API, TENANT, {}, job_template)
+    launch = agent_launch(settings, API, TENANT, {}, work_dir=str(tmp_path))
+    if launch.job_template is not None:
+        jt.write(launch.job_template)
     kind, start, *options = launch.argv[2:]
     assert (kind, start) == ("kubernetes", "start")
     built = []
@@ -113,7 +115,7 @@ def flow_container(job: dict) -> dict:
 
 
 def test_template_has_the_flow_container_with_settings() -> None:
-    job = k8s.job_template(load_settings(JOB_SETTINGS))
+    job = jt.job_template(load_settings(JOB_SETTINGS))
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["name"] == "flow"
     assert container["image"] == IMAGE
@@ -138,20 +140,38 @@ def test_template_has_the_flow_container_with_settings() -> None:
 
 
 def test_defaults_request_but_do_not_limit() -> None:
-    container = flow_container(k8s.job_template(load_settings({})))
+    container = flow_container(jt.job_template(load_settings({})))
     assert container["resources"] == {"requests": {"cpu": "500m", "memory": "512Mi"}}
     assert "image" not in container  # no image setting: prefect picks the flow's own
 
 
 def test_template_file_only_for_the_kubernetes_agent(tmp_path: Path) -> None:
-    assert k8s.prepare_job_template(load_settings({}), str(tmp_path)) is None  # docker
+    assert jt.choose(load_settings({}), str(tmp_path)) is None  # docker
     own = load_settings({"agent_type": "kubernetes", "kubernetes_job_template": "/etc/job.yaml"})
-    assert k8s.prepare_job_template(own, str(tmp_path)) is None
-    launch = agent_launch(own, API, TENANT, {}, None)
+    assert jt.choose(own, str(tmp_path)) == jt.TemplateFile("/etc/job.yaml")  # used as it is
+    launch = agent_launch(own, API, TENANT, {}, str(tmp_path))
     assert launch.argv[launch.argv.index("--job-template") + 1] == "/etc/job.yaml"
-    path = k8s.prepare_job_template(load_settings(JOB_SETTINGS), str(tmp_path))
-    assert path is not None
-    assert yaml.safe_load(Path(path).read_text()) == k8s.job_template(load_settings(JOB_SETTINGS))
+    rendered = jt.choose(load_settings(JOB_SETTINGS), str(tmp_path))
+    assert rendered is not None
+    assert Path(rendered.path).parent == tmp_path
+    assert not Path(rendered.path).exists()  # deciding writes nothing (agent --print)
+    jt.write(rendered)
+    assert yaml.safe_load(Path(rendered.path).read_text()) == jt.job_template(
+        load_settings(JOB_SETTINGS)
+    )
+
+
+def test_the_rendered_template_goes_to_a_directory_of_this_user_only(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    settings = load_settings(JOB_SETTINGS)
+    target = shared / "job-template-dir"
+    target.symlink_to(tmp_path)  # planted by someone else in a shared /tmp
+    with pytest.raises(PreflightError, match="not a directory owned by"):
+        jt.write(jt.TemplateFile(str(target / "job.yaml"), "x: 1\n"))
+    default = jt.choose(settings)
+    assert default is not None
+    assert Path(default.path).parent.name == f"prefect-agent-{os.getuid()}"
 
 
 # Through prefect's own code -------------------------------------------------------------------

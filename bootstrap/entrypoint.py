@@ -1,0 +1,64 @@
+"""The image's entrypoint, before any setting is loaded: drop root, install the extra
+packages, then hand over to the command.
+
+Its variables are read once (:class:`EntrypointEnv`); the root phase uses nothing of the
+run phase (settings, the API client, the agent launch), so what runs as root stays small.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from bootstrap.errors import BootstrapError
+from bootstrap.extras import install_extras
+from bootstrap.log import configure_logging, logger
+from bootstrap.privileges import RUNTIME_USER_ENV, docker_socket_path, drop_privileges
+
+LOG_LEVEL_ENV = "BOOTSTRAP_LOG_LEVEL"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class EntrypointEnv:
+    """What the entrypoint reads from its environment."""
+
+    log_level: str
+    runtime_user: Optional[str]  # whom root becomes (the image sets it)
+    docker_socket: Path  # whose group the runtime user gets
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> EntrypointEnv:
+        level = environ.get(LOG_LEVEL_ENV, "INFO").upper()
+        return cls(
+            # A bad level is reported by the settings later, with the other settings.
+            log_level=level if level in LOG_LEVELS else "INFO",
+            runtime_user=environ.get(RUNTIME_USER_ENV) or None,
+            docker_socket=docker_socket_path(environ),
+        )
+
+
+def prepare(environ: Mapping[str, str]) -> None:
+    """Drop root (keeping the Docker socket's group), then install the extra packages."""
+    env = EntrypointEnv.read(environ)
+    configure_logging(env.log_level)
+    logger.debug("Entrypoint started (uid %d): preparing the container", os.getuid())
+    drop_privileges(env.runtime_user, env.docker_socket)
+    install_extras(environ)
+
+
+def exec_command(argv: Sequence[str]) -> None:
+    """Replace this process with ``argv`` (it becomes tini's child: it gets the signals)."""
+    try:
+        os.execvp(argv[0], list(argv))
+    except OSError as exc:
+        raise BootstrapError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
+
+
+def is_bootstrap(argv: Sequence[str], prog: str) -> Optional[Sequence[str]]:
+    """The bootstrap's own arguments when ``argv`` runs the bootstrap itself, else None."""
+    if argv and os.path.basename(argv[0]) == prog:
+        return list(argv[1:])
+    return None

@@ -1,0 +1,73 @@
+"""EXTRA_CA_CERT for the installers: a temporary bundle of the system CAs plus the extra
+certificate (a TLS-intercepting proxy's, a private index's), handed to the installer
+processes only, and deleted afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, Iterator
+
+from bootstrap.errors import ExtrasError
+from bootstrap.extras.variables import CA_VAR
+
+SYSTEM_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
+
+
+def is_pem(value: str) -> bool:
+    return "-----BEGIN CERTIFICATE-----" in value
+
+
+def ca_environment(bundle: str) -> Dict[str, str]:
+    """Variables that make every installer trust ``bundle`` (a PEM file)."""
+    return {
+        "SSL_CERT_FILE": bundle,  # uv, py-rattler, OpenSSL
+        "PIP_CERT": bundle,  # pip
+        "REQUESTS_CA_BUNDLE": bundle,  # requests (conda)
+        "CONDA_SSL_VERIFY": bundle,  # conda, mamba
+        "MAMBA_SSL_VERIFY": bundle,  # micromamba
+    }
+
+
+def read_extra_ca(value: str) -> str:
+    """The PEM text of EXTRA_CA_CERT: the value itself, or the file it names."""
+    if is_pem(value):
+        return value
+    try:
+        text = Path(value).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExtrasError(f"{CA_VAR}={value!r}: cannot read it ({exc})") from None
+    if not is_pem(text):
+        raise ExtrasError(f"{CA_VAR}={value!r} holds no PEM certificate")
+    return text
+
+
+def system_bundle() -> str:
+    for candidate in SYSTEM_CA_BUNDLES:
+        with contextlib.suppress(OSError):
+            return Path(candidate).read_text()
+    with contextlib.suppress(ImportError, OSError):
+        import certifi
+
+        return Path(certifi.where()).read_text()
+    return ""
+
+
+@contextlib.contextmanager
+def ca_bundle(value: str) -> Iterator[Dict[str, str]]:
+    """For EXTRA_CA_CERT ``value`` (a PEM file, or PEM text): the variables pointing the
+    installers at a temporary bundle of the system CAs plus it; nothing if it is empty."""
+    if not value:
+        yield {}
+        return
+    extra = read_extra_ca(value)
+    handle, path = tempfile.mkstemp(prefix="extras-ca-", suffix=".pem")
+    try:
+        with os.fdopen(handle, "w") as bundle:
+            bundle.write(system_bundle().rstrip("\n") + "\n" + extra.strip() + "\n")
+        yield ca_environment(path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

@@ -1,0 +1,122 @@
+"""The flow-run Job template the Kubernetes agent gets with ``--job-template``.
+
+The one place that decides which template the agent uses: the user's own
+(``kubernetes_job_template``, used as it is, the ``kubernetes_job_*`` settings then do not
+apply), else one rendered from the settings (:func:`job_template`), written to a file in a
+directory private to the runtime user just before the agent starts.
+
+How prefect 1.2.4 uses a template (``KubernetesAgent.generate_job_spec``):
+
+- the *first* container is the flow's (named ``flow`` here, as in prefect's default);
+  the agent sets its ``image`` (the flow's run config or storage image, else the template's),
+  ``args`` (``prefect execute flow-run``, no ``command``: the image's entrypoint runs), and
+  puts its own variables in front of the template's ``env``;
+- ``resources.requests`` / ``resources.limits`` are kept; a ``KubernetesRun``'s
+  ``cpu_request``, ``cpu_limit``, ``memory_request``, ``memory_limit`` replace one key
+  each when set;
+- ``serviceAccountName`` / ``imagePullSecrets``: the agent's ``--service-account-name`` /
+  ``--image-pull-secrets`` (the same settings) or the run config's replace them;
+- labels, ``securityContext`` and ``envFrom`` are left as they are; the agent adds its
+  ``prefect.io/*`` labels and a ``restartPolicy`` of ``Never`` if there is none.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import yaml
+
+from bootstrap.errors import PreflightError
+from bootstrap.kubernetes import pod
+from bootstrap.settings import AgentType, Settings
+
+FLOW_CONTAINER = "flow"
+FILE_NAME = "job-template.yaml"
+
+
+def job_template(settings: Settings) -> Dict[str, Any]:
+    """The Job template rendered from the settings (see the module doc)."""
+    labels = pod.flow_run_labels(settings)
+    container: Dict[str, Any] = {"name": FLOW_CONTAINER}
+    if settings.kubernetes_image:
+        container["image"] = settings.kubernetes_image
+    container.update(pod.pull_policy(settings))
+    if settings.kubernetes_job_env_secrets:
+        container["envFrom"] = [
+            {"secretRef": {"name": name}} for name in settings.kubernetes_job_env_secrets
+        ]
+    container["resources"] = pod.resources(
+        {
+            "cpu": settings.kubernetes_job_cpu_request,
+            "memory": settings.kubernetes_job_memory_request,
+        },
+        {"cpu": settings.kubernetes_job_cpu_limit, "memory": settings.kubernetes_job_memory_limit},
+    )
+    container["securityContext"] = pod.container_security_context(settings)
+
+    pod_spec: Dict[str, Any] = {"restartPolicy": "Never"}
+    if settings.kubernetes_service_account_name:
+        pod_spec["serviceAccountName"] = settings.kubernetes_service_account_name
+    pod_spec.update(pod.pull_secrets(settings))
+    pod_spec["securityContext"] = pod.pod_security_context(settings)
+    pod_spec["containers"] = [container]
+
+    metadata: Dict[str, Any] = {"labels": dict(labels)}
+    if settings.kubernetes_namespace:
+        metadata["namespace"] = settings.kubernetes_namespace
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": metadata,
+        "spec": {"template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec}},
+    }
+
+
+@dataclass(frozen=True)
+class TemplateFile:
+    """What the agent's ``--job-template`` names, and the text to write there first (None:
+    the user's own template, read as it is)."""
+
+    path: str
+    text: Optional[str] = None
+
+
+def choose(settings: Settings, directory: Optional[str] = None) -> Optional[TemplateFile]:
+    """The template for this agent: None unless it is a Kubernetes agent; the user's own if
+    set; else the rendered one, to be written to ``directory`` (default: a directory
+    private to this user under the temporary directory)."""
+    if settings.agent_type is not AgentType.kubernetes:
+        return None
+    if settings.kubernetes_job_template:
+        return TemplateFile(settings.kubernetes_job_template)
+    directory = directory or os.path.join(tempfile.gettempdir(), f"prefect-agent-{os.getuid()}")
+    text = yaml.safe_dump(job_template(settings), sort_keys=False)
+    return TemplateFile(os.path.join(directory, FILE_NAME), text)
+
+
+def write(template: TemplateFile) -> None:
+    """Write a rendered template (atomically, in a directory only this user can use)."""
+    if template.text is None:
+        return
+    path = Path(template.path)
+    _private_directory(path.parent)
+    fd, temporary = tempfile.mkstemp(prefix=".job-template-", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(template.text)
+    os.replace(temporary, path)
+
+
+def _private_directory(directory: Path) -> None:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        # Someone else's directory (or a symlink) in a shared temporary directory.
+        raise PreflightError(
+            f"cannot write the flow-run Job template: {directory} is not a directory "
+            f"owned by uid {os.getuid()}"
+        )

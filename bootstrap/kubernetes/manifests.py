@@ -1,0 +1,277 @@
+"""The manifests deploying the Kubernetes agent: ServiceAccount, Role, RoleBinding and a
+Deployment running this image with its own entrypoint (extras, tenant and projects happen
+in the pod too) and the bootstrap settings as ``BOOTSTRAP_*`` variables. Pure."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
+
+import yaml
+
+from bootstrap.errors import SettingsError
+from bootstrap.kubernetes import pod
+from bootstrap.secrets import is_secret_name
+from bootstrap.server import resolve_api
+from bootstrap.settings import ENV_PREFIX, AgentType, Settings, env_name
+from bootstrap.settings.encoding import changed, encode
+from bootstrap.settings.rules import is_env_name
+
+AGENT_CONTAINER = "agent"
+
+# What prefect 1.2.4's KubernetesAgent (prefect/agent/kubernetes/agent.py) calls, and so
+# the Role it needs -- nothing else (tests/bootstrap/kubernetes/test_rbac.py re-derives
+# this from that file's source and the kubernetes client's request paths):
+#   batch_client.create_namespaced_job   POST   .../jobs           deploy_flow
+#   batch_client.list_namespaced_job     GET    .../jobs           manage_jobs (heartbeat)
+#   batch_client.delete_namespaced_job   DELETE .../jobs/{name}    manage_jobs, finished jobs
+#   core_client.list_namespaced_pod      GET    .../pods           manage_jobs: pull errors,
+#                                                                  failed pods
+#   core_client.list_namespaced_event    GET    .../events         manage_jobs: pending pods
+# It reads job and pod status from those lists (no jobs/status) and never reads pod logs
+# (no pods/log): flow-run logs reach the server from the flow-run process itself.
+AGENT_RBAC_RULES: Tuple[Dict[str, List[str]], ...] = (
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "delete", "list"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+)
+
+# Settings that only shape the manifests: not handed to the pod as BOOTSTRAP_* variables.
+MANIFEST_ONLY_SETTINGS = frozenset(
+    {
+        "agent_type",  # always kubernetes in the pod
+        "kubernetes_agent_namespace",
+        "kubernetes_agent_cpu_request",
+        "kubernetes_agent_cpu_limit",
+        "kubernetes_agent_memory_request",
+        "kubernetes_agent_memory_limit",
+        "kubernetes_api_key_secret",
+        "kubernetes_api_key_secret_key",
+        "kubernetes_prefect_api",
+    }
+)
+# Docker and local agent settings mean nothing in the pod.
+_OTHER_AGENT_PREFIXES = ("docker_", "local_")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104 - names, not binds
+
+
+def agent_port(settings: Settings) -> int:
+    """The health server's port; the kubelet probes the pod IP, so it must bind all of them."""
+    parts = urlsplit(settings.agent_address)
+    if parts.port is None or parts.hostname not in (None, "", "0.0.0.0"):  # noqa: S104
+        raise SettingsError(
+            f"invalid setting agent_address={settings.agent_address!r}: in Kubernetes the "
+            "health server must listen on all interfaces for the probes (http://:PORT)"
+        )
+    return parts.port
+
+
+def require_image(settings: Settings) -> str:
+    if not settings.kubernetes_image:
+        raise SettingsError(
+            f"the setting kubernetes_image is missing: set {env_name('kubernetes_image')} or "
+            "--kubernetes-image to the agent image the cluster can pull "
+            "(e.g. registry.example.org/prefect-agent:1.0)"
+        )
+    return settings.kubernetes_image
+
+
+def jobs_namespace(settings: Settings) -> str:
+    return settings.kubernetes_namespace or settings.kubernetes_agent_namespace
+
+
+def bootstrap_env(settings: Settings) -> List[Dict[str, Any]]:
+    """``BOOTSTRAP_*`` variables for the pod: every setting that differs from its default
+    and means something there (see MANIFEST_ONLY_SETTINGS), plus the agent type, its name,
+    the jobs namespace and the image (also the flow runs' default image)."""
+    env: List[Dict[str, Any]] = [
+        {"name": env_name("agent_type"), "value": AgentType.kubernetes.value},
+        {"name": env_name("agent_name"), "value": settings.agent_name or settings.kubernetes_name},
+    ]
+    namespace = env_name("kubernetes_namespace")
+    if settings.kubernetes_namespace:
+        env.append({"name": namespace, "value": settings.kubernetes_namespace})
+    else:  # flow-run Jobs go to the agent's own namespace, wherever it is deployed
+        env.append(
+            {"name": namespace, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+        )
+    env.append({"name": env_name("kubernetes_image"), "value": require_image(settings)})
+    done = {"agent_name", "kubernetes_namespace", "kubernetes_image"}
+    for name, value in changed(settings).items():
+        if name in done or name in MANIFEST_ONLY_SETTINGS or name.startswith(_OTHER_AGENT_PREFIXES):
+            continue
+        env.append({"name": env_name(name), "value": encode(value)})
+    return env
+
+
+def check_manifest_settings(settings: Settings, extra_env: Mapping[str, str]) -> None:
+    """Refuse what would put a secret inline in a manifest (they belong in Secrets)."""
+    hidden = sorted(key for key in settings.agent_env if is_secret_name(key))
+    hidden += sorted(key for key in extra_env if is_secret_name(key))
+    if hidden:
+        raise SettingsError(
+            f"{', '.join(hidden)} look like secrets and would be written into the manifest "
+            "in clear: put them in a Kubernetes Secret instead (kubernetes_job_env_secrets "
+            "for flow runs, kubernetes_api_key_secret for the Prefect API key)"
+        )
+
+
+def deployment(
+    settings: Settings, api_url: str, extra_env: Optional[Mapping[str, str]] = None
+) -> Dict[str, Any]:
+    image = require_image(settings)
+    port = agent_port(settings)
+    env = [
+        {"name": "PREFECT__BACKEND", "value": "server"},
+        {"name": "PREFECT__CLOUD__API", "value": api_url},
+    ]
+    if settings.kubernetes_api_key_secret:
+        secret = {
+            "name": settings.kubernetes_api_key_secret,
+            "key": settings.kubernetes_api_key_secret_key,
+        }
+        env.append({"name": "PREFECT__CLOUD__API_KEY", "valueFrom": {"secretKeyRef": secret}})
+    env += [{"name": name, "value": value} for name, value in sorted((extra_env or {}).items())]
+    env += bootstrap_env(settings)
+
+    # Start-up: extras, then up to wait_timeout for the server, before the health server is
+    # up; the startup probe covers that (plus 10 minutes for EXTRA_* installs), so the
+    # liveness probe only judges a running agent.
+    startup_failures = math.ceil(settings.wait_timeout / 10) + 60
+    container: Dict[str, Any] = {
+        "name": AGENT_CONTAINER,
+        "image": image,
+        **pod.pull_policy(settings),
+        "env": env,
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "startupProbe": pod.probe("http", 10, startup_failures),
+        "livenessProbe": pod.probe("http", 30, 3),
+        "readinessProbe": pod.probe("http", 10, 3),
+        "resources": pod.resources(
+            {
+                "cpu": settings.kubernetes_agent_cpu_request,
+                "memory": settings.kubernetes_agent_memory_request,
+            },
+            {
+                "cpu": settings.kubernetes_agent_cpu_limit,
+                "memory": settings.kubernetes_agent_memory_limit,
+            },
+        ),
+        "securityContext": pod.container_security_context(settings),
+    }
+    labels = pod.agent_labels(settings)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": pod.metadata(settings, settings.kubernetes_agent_namespace),
+        "spec": {
+            "replicas": 1,
+            # One agent at a time: a rolling update would briefly run two.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": pod.selector_labels(settings)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "serviceAccountName": settings.kubernetes_name,
+                    "automountServiceAccountToken": True,  # the agent talks to the API
+                    **pod.pull_secrets(settings),
+                    "securityContext": pod.pod_security_context(settings),
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def service_account(settings: Settings) -> Dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": pod.metadata(settings, settings.kubernetes_agent_namespace),
+    }
+
+
+def role(settings: Settings) -> Dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": pod.metadata(settings, jobs_namespace(settings)),
+        "rules": [{key: list(values) for key, values in rule.items()} for rule in AGENT_RBAC_RULES],
+    }
+
+
+def role_binding(settings: Settings) -> Dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": pod.metadata(settings, jobs_namespace(settings)),
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": settings.kubernetes_name,
+        },
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": settings.kubernetes_name,
+                "namespace": settings.kubernetes_agent_namespace,
+            }
+        ],
+    }
+
+
+def manifests(
+    settings: Settings, api_url: str, extra_env: Optional[Mapping[str, str]] = None
+) -> List[Dict[str, Any]]:
+    """ServiceAccount, Role, RoleBinding, Deployment (in the order to apply them)."""
+    extra_env = dict(extra_env or {})
+    require_image(settings)
+    agent_port(settings)
+    check_manifest_settings(settings, extra_env)
+    return [
+        service_account(settings),
+        role(settings),
+        role_binding(settings),
+        deployment(settings, api_url, extra_env),
+    ]
+
+
+def for_environment(
+    settings: Settings, environ: Mapping[str, str], extra_env: Mapping[str, str]
+) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """``kubernetes manifest``: the manifests for the API URL this environment (or the
+    kubernetes_prefect_api setting) gives, and warnings about what the operator may have
+    missed."""
+    for name in extra_env:
+        if not is_env_name(name) or name.startswith(ENV_PREFIX):
+            raise SettingsError(
+                f"--env {name}=...: not a variable name, or a BOOTSTRAP_* setting (set those "
+                "as settings)"
+            )
+    api = resolve_api(environ)
+    api_url = settings.kubernetes_prefect_api or api.url
+    objects = manifests(settings, api_url, extra_env)
+    warnings = [warning for warning in [api_url_warning(api_url)] if warning]
+    if api.api_key and not settings.kubernetes_api_key_secret:
+        warnings.append(
+            "PREFECT__CLOUD__API_KEY is set here but is not written into the manifests: "
+            "store it in a Secret and set kubernetes_api_key_secret"
+        )
+    return objects, warnings
+
+
+def api_url_warning(api_url: str) -> Optional[str]:
+    host = urlsplit(api_url).hostname or ""
+    if host in _LOCAL_HOSTS or host.startswith("127."):
+        return (
+            f"the Prefect API URL {api_url} points at the pod itself inside the cluster: "
+            "set kubernetes_prefect_api to the server's in-cluster address "
+            "(e.g. http://prefect-apollo.prefect:4200/graphql)"
+        )
+    return None
+
+
+def dump(objects: List[Dict[str, Any]]) -> str:
+    """A multi-document YAML stream."""
+    return yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True)

@@ -1,0 +1,65 @@
+"""Every setting as a click option of the subcommands, generated from the settings model."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import click
+
+from bootstrap.log import configure_logging, register_secrets
+from bootstrap.settings import ENV_PREFIX, Settings, env_name, load_settings
+from bootstrap.settings.model import MAPPING_SETTINGS
+from bootstrap.settings.rules import parse_pairs
+
+
+def pairs_option(ctx: click.Context, param: click.Parameter, values: Tuple[str, ...]) -> Any:
+    """Callback of a repeatable ``KEY=VALUE`` option: a mapping, or None if not given."""
+    if not values:
+        return None
+    try:
+        return parse_pairs(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _settings_option(name: str) -> Callable:
+    field = Settings.__fields__[name]
+    flag = "--" + name.replace("_", "-")
+    help_text = f"{field.field_info.description} [env: {env_name(name)}]"
+    if field.outer_type_ is bool:
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
+    if name in MAPPING_SETTINGS:
+        return click.option(
+            flag, name, multiple=True, callback=pairs_option, metavar="KEY=VALUE", help=help_text
+        )
+    if field.shape != 1:  # a list
+        return click.option(flag, name, multiple=True, help=help_text)
+    return click.option(flag, name, default=None, help=help_text)
+
+
+def settings_options(command: Callable) -> Callable:
+    """Add one option per setting, plus --settings-file; pass ``settings`` to the command,
+    with logging configured and secret values registered for masking."""
+
+    @functools.wraps(command)
+    def wrapper(settings_file: Optional[Path], **kwargs: Any) -> Any:
+        cli_values: Dict[str, Any] = {}
+        for name in Settings.__fields__:
+            value = kwargs.pop(name, None)
+            if value not in (None, ()):
+                cli_values[name] = value
+        settings = load_settings(cli_values, settings_file)
+        configure_logging(settings.log_level.value)
+        register_secrets(settings.secret_values())
+        return command(settings=settings, **kwargs)
+
+    for name in reversed(list(Settings.__fields__)):
+        wrapper = _settings_option(name)(wrapper)
+    return click.option(
+        "--settings-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"YAML file of settings [env: {ENV_PREFIX}SETTINGS_FILE]",
+    )(wrapper)

@@ -1,0 +1,383 @@
+"""The settings model: every bootstrap setting, its default, its description and its rule.
+
+The rules themselves live in :mod:`~bootstrap.settings.rules` and
+:mod:`~bootstrap.settings.kubernetes_rules`; this module only says which rule applies to
+which setting. Where values come from (options, environment, YAML file) is
+:mod:`~bootstrap.settings.loading`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from enum import Enum
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional
+
+from pydantic import BaseModel, BaseSettings, Field, validator
+from slugify import slugify
+
+from bootstrap.secrets import is_secret_name
+from bootstrap.settings import kubernetes_rules as k8s
+from bootstrap.settings import rules
+
+ENV_PREFIX = "BOOTSTRAP_"
+# Mapping settings (KEY=VALUE items in the environment and as options).
+MAPPING_SETTINGS = ("agent_env", "kubernetes_labels")
+
+
+class AgentType(str, Enum):
+    docker = "docker"
+    kubernetes = "kubernetes"
+    local = "local"
+
+
+class PullPolicy(str, Enum):
+    Always = "Always"
+    IfNotPresent = "IfNotPresent"
+    Never = "Never"
+
+
+class LogLevel(str, Enum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+_RULE_NUMBERS = itertools.count()
+
+
+def _rule(*fields: str, check: Callable[[Any], Any], each_item: bool = False, pre: bool = False):
+    """A validator that applies ``check`` to the value of each of ``fields``."""
+
+    def apply(cls: Any, value: Any) -> Any:
+        return check(value)
+
+    # pydantic keys a field's validators by function name: each rule needs its own.
+    apply.__name__ = apply.__qualname__ = f"rule_{next(_RULE_NUMBERS)}"
+    return validator(*fields, each_item=each_item, pre=pre, allow_reuse=True)(apply)
+
+
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else check(value)
+
+
+class ProjectSpec(BaseModel):
+    """A Prefect project to create in the tenant if it does not exist yet."""
+
+    name: str
+    description: Optional[str] = None
+
+    class Config:
+        extra = "forbid"
+
+    _name = _rule("name", check=partial(rules.check_name, what="project name"))
+
+
+class Settings(BaseSettings):
+    """Everything the bootstrap needs besides Prefect's own configuration."""
+
+    # Tenant and projects ------------------------------------------------------------------
+    tenant: str = Field("default", description="Tenant name; created if missing.")
+    tenant_slug: Optional[str] = Field(
+        None, description="Tenant slug (default: derived from the name)."
+    )
+    projects: List[ProjectSpec] = Field(
+        default_factory=list,
+        description="Projects to create in the tenant if missing: names, or JSON objects "
+        "with name and description.",
+    )
+    wait_timeout: float = Field(
+        120.0, description="Seconds to wait for the Prefect Server before giving up."
+    )
+
+    # Agent -------------------------------------------------------------------------------
+    agent_type: AgentType = Field(AgentType.docker, description="docker, kubernetes or local.")
+    agent_name: Optional[str] = Field(None, description="Agent name shown in the UI.")
+    agent_labels: List[str] = Field(
+        default_factory=list,
+        description="Agent labels; a flow run's labels must be a subset of these.",
+    )
+    agent_env: Dict[str, str] = Field(
+        default_factory=dict,
+        description="Environment variables set on every flow run (KEY=VALUE items).",
+    )
+    agent_address: str = Field(
+        "http://:8080", description="Agent health server address (all interfaces by default)."
+    )
+    log_level: LogLevel = Field(LogLevel.INFO, description="Bootstrap and agent log level.")
+    max_polls: Optional[int] = Field(
+        None, description="Stop the agent after this many polls (default: never)."
+    )
+    no_cloud_logs: bool = Field(False, description="Do not send flow-run logs to the server.")
+    show_flow_logs: bool = Field(
+        True, description="Docker/local agents: show flow-run output in the agent log."
+    )
+
+    # Docker agent ------------------------------------------------------------------------
+    docker_base_url: Optional[str] = Field(
+        None, description="Docker engine URL (default: DOCKER_HOST, else the local socket)."
+    )
+    docker_no_pull: bool = Field(False, description="Never pull flow-run images.")
+    docker_volumes: List[str] = Field(
+        default_factory=list,
+        description="Volumes for flow-run containers (host:container[:mode]).",
+    )
+    docker_networks: List[str] = Field(
+        default_factory=list, description="Docker networks for flow-run containers."
+    )
+    docker_client_timeout: Optional[int] = Field(
+        None, description="Docker API timeout in seconds (Prefect's default: 60)."
+    )
+
+    # Kubernetes agent --------------------------------------------------------------------
+    kubernetes_namespace: Optional[str] = Field(
+        None, description="Namespace for flow-run Jobs (Prefect's default: default)."
+    )
+    kubernetes_job_template: Optional[str] = Field(
+        None, description="Path or URL of the flow-run Job template."
+    )
+    kubernetes_service_account_name: Optional[str] = Field(
+        None, description="Service account for flow-run Jobs."
+    )
+    kubernetes_image_pull_secrets: List[str] = Field(
+        default_factory=list, description="Image pull secrets for flow-run Jobs."
+    )
+    kubernetes_delete_finished_jobs: bool = Field(
+        True, description="Delete flow-run Jobs once they finish."
+    )
+    # Kubernetes manifests and the flow-run Job template (bootstrap/kubernetes/) -----------
+    kubernetes_image: Optional[str] = Field(
+        None,
+        description="Image of the agent Deployment and default image of flow-run Jobs "
+        "(required by 'kubernetes manifest').",
+    )
+    kubernetes_image_pull_policy: Optional[PullPolicy] = Field(
+        None, description="Always, IfNotPresent or Never (default: Kubernetes' own)."
+    )
+    kubernetes_name: str = Field(
+        "prefect-agent",
+        description="Name of the agent's Deployment, ServiceAccount, Role and RoleBinding.",
+    )
+    kubernetes_agent_namespace: str = Field(
+        "default", description="Namespace of the agent's Deployment and ServiceAccount."
+    )
+    kubernetes_labels: Dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels added to the manifests and to flow-run Jobs (KEY=VALUE items).",
+    )
+    kubernetes_agent_cpu_request: Optional[str] = Field(
+        "100m", description="Agent container CPU request (empty: none)."
+    )
+    kubernetes_agent_cpu_limit: Optional[str] = Field(
+        "1", description="Agent container CPU limit (empty: none)."
+    )
+    kubernetes_agent_memory_request: Optional[str] = Field(
+        "256Mi", description="Agent container memory request (empty: none)."
+    )
+    kubernetes_agent_memory_limit: Optional[str] = Field(
+        "1Gi", description="Agent container memory limit (empty: none)."
+    )
+    kubernetes_job_cpu_request: Optional[str] = Field(
+        "500m", description="Flow-run container CPU request; a KubernetesRun's overrides it."
+    )
+    kubernetes_job_cpu_limit: Optional[str] = Field(
+        None, description="Flow-run container CPU limit; a KubernetesRun's overrides it."
+    )
+    kubernetes_job_memory_request: Optional[str] = Field(
+        "512Mi", description="Flow-run container memory request; a KubernetesRun's overrides it."
+    )
+    kubernetes_job_memory_limit: Optional[str] = Field(
+        None, description="Flow-run container memory limit; a KubernetesRun's overrides it."
+    )
+    kubernetes_job_env_secrets: List[str] = Field(
+        default_factory=list,
+        description="Secrets whose keys become environment variables of flow-run containers.",
+    )
+    kubernetes_run_as_user: int = Field(
+        1000, description="Non-root uid of the agent and flow-run containers."
+    )
+    kubernetes_run_as_group: int = Field(
+        1000, description="Gid of the agent and flow-run containers."
+    )
+    kubernetes_api_key_secret: Optional[str] = Field(
+        None, description="Secret holding the Prefect API key, if the server needs one."
+    )
+    kubernetes_api_key_secret_key: str = Field(
+        "api-key", description="Key of the Prefect API key in that Secret."
+    )
+    kubernetes_prefect_api: Optional[str] = Field(
+        None,
+        description="Prefect API URL as the agent pod reaches it (default: the URL "
+        "PREFECT__CLOUD__API / PREFECT__SERVER__* give here).",
+    )
+
+    # Local agent -------------------------------------------------------------------------
+    local_import_paths: List[str] = Field(
+        default_factory=list, description="Import paths added to local flow runs."
+    )
+    local_hostname_label: bool = Field(
+        False,
+        description="Add the hostname as a label (off: a container's hostname is random).",
+    )
+
+    class Config:
+        env_prefix = ENV_PREFIX
+        case_sensitive = False
+        extra = "forbid"
+        validate_assignment = True
+
+        @classmethod
+        def parse_env_var(cls, field_name: str, raw: str) -> Any:
+            """Lists: JSON or ``a,b``; mappings: JSON or ``K=V,K2=V2``."""
+            text = raw.strip()
+            if text.startswith(("[", "{")):
+                return json.loads(text)
+            items = rules.split_list(text)
+            return rules.parse_pairs(items) if field_name in MAPPING_SETTINGS else items
+
+        @classmethod
+        def customise_sources(cls, init_settings, env_settings, file_secret_settings):
+            # Options and the settings file arrive as init values (loading.load_settings
+            # leaves out file values the environment overrides); no secrets directory.
+            return init_settings, env_settings
+
+    # Case-insensitive, as prefect's own --log-level is: DEBUG or debug, docker or Docker.
+    _log_level_case = _rule(
+        "log_level", pre=True, check=lambda v: v.upper() if isinstance(v, str) else v
+    )
+    _agent_type_case = _rule(
+        "agent_type", pre=True, check=lambda v: v.lower() if isinstance(v, str) else v
+    )
+
+    _tenant = _rule("tenant", check=partial(rules.check_name, what="tenant name"))
+
+    @validator("tenant_slug", always=True)
+    def _tenant_slug(cls, value: Optional[str], values: Dict[str, Any]) -> Optional[str]:
+        if value is None:
+            name = values.get("tenant")
+            if name is None:  # the name itself was invalid; that error is reported
+                return None
+            derived = slugify(name)
+            if not derived:
+                raise ValueError(f"cannot derive a slug from the tenant name {name!r}; set one")
+            return derived
+        if value != slugify(value):
+            raise ValueError(f"{value!r} is not a slug (did you mean {slugify(value)!r}?)")
+        return value
+
+    @validator("projects", pre=True)
+    def _projects_from_names(cls, value: Any) -> Any:
+        if isinstance(value, (str, dict)):
+            value = [value]
+        if isinstance(value, (list, tuple)):  # a tuple: repeated --projects options
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @validator("projects")
+    def _unique_projects(cls, value: List[ProjectSpec]) -> List[ProjectSpec]:
+        names = [project.name for project in value]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"project names must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+    @validator("wait_timeout")
+    def _wait_timeout(cls, value: float) -> float:
+        if not 0 < value <= 24 * 3600:
+            raise ValueError("must be more than 0 and at most 86400 seconds")
+        return value
+
+    _agent_name = _rule("agent_name", check=rules.check_agent_name)
+    _label = _rule("agent_labels", each_item=True, check=rules.check_label)
+    _labels_once = _rule("agent_labels", check=lambda labels: list(dict.fromkeys(labels)))
+    _agent_env = _rule("agent_env", check=rules.check_env)
+    _agent_address = _rule("agent_address", check=rules.check_agent_address)
+    _positive = _rule("max_polls", "docker_client_timeout", check=rules.check_positive)
+
+    _engine_url = _rule("docker_base_url", check=rules.check_engine_url)
+    _volume = _rule("docker_volumes", each_item=True, check=rules.check_volume)
+    _network = _rule("docker_networks", each_item=True, check=rules.check_network)
+
+    _empty_is_unset = _rule(
+        "kubernetes_image",
+        "kubernetes_prefect_api",
+        "kubernetes_api_key_secret",
+        pre=True,
+        check=lambda v: None if isinstance(v, str) and not v.strip() else v,
+    )
+    _namespace = _rule(
+        "kubernetes_namespace",
+        check=_optional(partial(k8s.check_dns_label, what="namespace name (RFC 1123 label)")),
+    )
+    _agent_namespace = _rule(
+        "kubernetes_agent_namespace",
+        check=partial(k8s.check_dns_label, what="namespace name (RFC 1123 label)"),
+    )
+    _kubernetes_name = _rule(
+        "kubernetes_name", check=partial(k8s.check_dns_label, what="object name (RFC 1123 label)")
+    )
+    _service_account = _rule(
+        "kubernetes_service_account_name",
+        check=_optional(partial(k8s.check_dns_subdomain, what="ServiceAccount name")),
+    )
+    _secret_names = _rule(
+        "kubernetes_image_pull_secrets",
+        "kubernetes_job_env_secrets",
+        each_item=True,
+        check=partial(k8s.check_dns_subdomain, what="Secret name"),
+    )
+    _api_key_secret = _rule(
+        "kubernetes_api_key_secret",
+        check=_optional(partial(k8s.check_dns_subdomain, what="Secret name")),
+    )
+    _api_key_secret_key = _rule("kubernetes_api_key_secret_key", check=k8s.check_secret_key)
+    _image = _rule("kubernetes_image", check=_optional(k8s.check_image_reference))
+    _kubernetes_labels = _rule("kubernetes_labels", check=k8s.check_labels)
+    _prefect_api = _rule("kubernetes_prefect_api", check=rules.check_http_url)
+
+    @validator(
+        "kubernetes_agent_cpu_request",
+        "kubernetes_agent_cpu_limit",
+        "kubernetes_agent_memory_request",
+        "kubernetes_agent_memory_limit",
+        "kubernetes_job_cpu_request",
+        "kubernetes_job_cpu_limit",
+        "kubernetes_job_memory_request",
+        "kubernetes_job_memory_limit",
+        pre=True,
+    )
+    def _quantity(cls, value: Any, field: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None  # empty: no request / limit
+        text = str(value).strip()  # YAML files give numbers: cpu 2, 0.5
+        return k8s.check_quantity(text, "cpu" if "_cpu_" in field.name else "memory")
+
+    @validator(
+        "kubernetes_agent_cpu_limit",
+        "kubernetes_agent_memory_limit",
+        "kubernetes_job_cpu_limit",
+        "kubernetes_job_memory_limit",
+    )
+    def _limit_covers_request(cls, value: Optional[str], values: Dict[str, Any], field: Any):
+        request = values.get(field.name.replace("_limit", "_request"))
+        what = "cpu" if "_cpu_" in field.name else "memory"
+        problem = k8s.check_request_within_limit(what, request, value)
+        if problem:
+            raise ValueError(f"{problem} (Kubernetes refuses such a container)")
+        return value
+
+    @validator("kubernetes_run_as_user", "kubernetes_run_as_group")
+    def _non_root_id(cls, value: int) -> int:
+        if not 1 <= value <= 2**31 - 1:
+            raise ValueError("must be a non-root id: 1 to 2147483647")
+        return value
+
+    def secret_values(self) -> List[str]:
+        """Values that must never be printed: agent env values with secret-looking names."""
+        return [value for key, value in self.agent_env.items() if is_secret_name(key) and value]
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"

@@ -1,0 +1,84 @@
+"""The start-up sequence as plain functions: connect, wait, tenant, projects, then the
+agent's launch. Each returns what it decided; the CLI is a thin shell over them, and
+``prefect-agent-bootstrap run`` is :func:`run`."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional
+
+from bootstrap.agent import AgentLaunch, agent_launch, exec_agent
+from bootstrap.errors import BootstrapError
+from bootstrap.log import logger, register_secrets
+from bootstrap.preflight import preflight
+from bootstrap.projects import ensure_projects
+from bootstrap.server import PrefectApi, resolve_api
+from bootstrap.settings import Settings
+from bootstrap.tenant import ensure_tenant, find_tenant
+from bootstrap.wait import wait_for_server
+
+
+def connect(environ: Mapping[str, str]) -> PrefectApi:
+    """A client for the server Prefect's configuration names (its key masked in logs)."""
+    config = resolve_api(environ)
+    if config.api_key:
+        register_secrets([config.api_key])
+    return PrefectApi(config)
+
+
+def tenant_id(api: PrefectApi, settings: Settings) -> str:
+    """Find or create the tenant."""
+    return ensure_tenant(api, settings.tenant, settings.tenant_slug)
+
+
+def existing_tenant_id(api: PrefectApi, settings: Settings) -> str:
+    """The tenant, which must exist already."""
+    found = find_tenant(api, settings.tenant_slug)
+    if found is None:
+        raise BootstrapError(
+            f"tenant {settings.tenant_slug!r} does not exist: run "
+            "'prefect-agent-bootstrap tenant' first, or pass --tenant-id"
+        )
+    return found
+
+
+def projects(api: PrefectApi, settings: Settings) -> Dict[str, str]:
+    """Find or create the tenant and its projects: name -> id."""
+    return ensure_projects(api, tenant_id(api, settings), settings.projects)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the server side of the start-up decided."""
+
+    api: PrefectApi
+    tenant_id: str
+    project_ids: Dict[str, str]
+
+
+def prepare(settings: Settings, environ: Mapping[str, str]) -> Prepared:
+    """Wait for the server, then make sure the tenant and the projects exist."""
+    api = connect(environ)
+    wait_for_server(api, settings.wait_timeout)
+    tenant = tenant_id(api, settings)
+    return Prepared(api, tenant, ensure_projects(api, tenant, settings.projects))
+
+
+def launch_agent(
+    settings: Settings, api: PrefectApi, tenant: str, environ: Mapping[str, str]
+) -> AgentLaunch:
+    """Check that the agent can run here, then decide how to start it (nothing written)."""
+    preflight(settings, environ)
+    return agent_launch(settings, api.config, tenant, environ)
+
+
+def run(settings: Settings, environ: Optional[Mapping[str, str]] = None) -> None:
+    """The whole sequence, ending in the agent replacing this process."""
+    environ = os.environ if environ is None else environ
+    started = time.monotonic()
+    prepared = prepare(settings, environ)
+    launch = launch_agent(settings, prepared.api, prepared.tenant_id, environ)
+    logger.info("Bootstrap done in %.2f s", time.monotonic() - started)
+    exec_agent(launch)
