@@ -1,7 +1,7 @@
 """Flow-run latency with the Docker agent in the prod image (the e2e stand), and how much of it
 is the agent's poll back-off.
 
-The stand of tests/e2e (tests.e2e.conftest.DockerAgentStand): the agent container against the
+The end-to-end stand (tests.fixtures.agent_stand.DockerAgentStand): the agent container against the
 API double, a trivial flow (tests/e2e/flows/squares.py, n=1: four tiny tasks) stored as a script
 mounted into the flow-run containers, which run from the same image on the host network.
 
@@ -33,7 +33,7 @@ import docker
 import requests
 
 from bench.harness import Context
-from tests.e2e.conftest import DockerAgentStand
+from tests.fixtures.agent_stand import DockerAgentStand
 from tests.fixtures.docker import Containers
 from tests.prefect_api_double import PrefectApiDouble
 

@@ -1,3 +1,8 @@
 """Shared fixtures: everything that starts real things lives in tests/fixtures/."""
 
-pytest_plugins = ["tests.fixtures.docker", "tests.fixtures.prefect_api"]
+pytest_plugins = [
+    "tests.fixtures.docker",
+    "tests.fixtures.docker_events",
+    "tests.fixtures.prefect_api",
+    "tests.fixtures.agent_stand",
+]

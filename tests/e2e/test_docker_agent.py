@@ -12,9 +12,9 @@ import time
 import pytest
 import requests
 
-pytestmark = [pytest.mark.docker, pytest.mark.e2e]
+from tests.helpers.flow_runs import FLOW_RUN_LABEL
 
-FLOW_RUN_LABEL = "io.prefect.flow-run-id"
+pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
 
 def flow_run_containers(docker_client, flow_run_id: str) -> list:

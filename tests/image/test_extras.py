@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator
 
 import docker
 import pytest
@@ -19,6 +19,7 @@ import pytest
 from tests.fixtures.docker import Containers, wait_for_log
 from tests.fixtures.extras import PackageServer, build_repo, make_tls
 from tests.fixtures.net import free_port
+from tests.helpers.containers import changes, in_env
 
 pytestmark = pytest.mark.docker
 
@@ -73,20 +74,6 @@ def finish(container, timeout: float = 120) -> int:
 
 def logs(container) -> str:
     return container.logs().decode(errors="replace")
-
-
-def changes(container) -> List[str]:
-    """``docker diff``: "A path" (added) and "D path" (deleted) against the image (bytecode
-    caches aside). Directories whose contents came and went show as modified: not listed."""
-    return sorted(
-        f"{'?AD'[change['Kind']]} {change['Path']}"
-        for change in container.diff() or []
-        if change["Kind"] in (1, 2) and "__pycache__" not in change["Path"]
-    )
-
-
-def in_env(paths: List[str]) -> List[str]:
-    return [path for path in paths if path[2:].startswith("/opt/prefect")]
 
 
 def env_listing(docker_client: docker.DockerClient, image: str) -> str:

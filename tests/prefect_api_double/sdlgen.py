@@ -124,8 +124,7 @@ def _object_type(table: Table) -> str:
         entries.append(
             (
                 f"{name}_aggregate",
-                f"{name}_aggregate({_list_args(rel.remote_table)}): "
-                f"{rel.remote_table}_aggregate!",
+                f"{name}_aggregate({_list_args(rel.remote_table)}): {rel.remote_table}_aggregate!",
             )
         )
     for _, text in sorted(entries):

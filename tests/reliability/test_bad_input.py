@@ -22,9 +22,8 @@ import pytest
 from bootstrap.settings import Settings, env_name
 from tests.fixtures.docker import Containers, Finished
 from tests.fixtures.net import free_port
-from tests.image.test_extras import changes, in_env
+from tests.helpers.containers import assert_no_traceback, changes, in_env
 from tests.prefect_api_double import PrefectApiDouble
-from tests.reliability.conftest import assert_no_traceback
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

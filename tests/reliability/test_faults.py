@@ -12,17 +12,12 @@ from pathlib import Path
 import pytest
 from prefect.run_configs import DockerRun
 
-from tests.e2e.conftest import FLOWS, FLOWS_IN_CONTAINER
+from tests.fixtures.agent_stand import FLOWS, FLOWS_IN_CONTAINER
 from tests.fixtures.docker import SocketProxy, wait_for_log
 from tests.fixtures.net import free_port
-from tests.reliability.conftest import (
-    AGENT_READY,
-    assert_no_traceback,
-    assert_ran_exactly_once,
-    figure,
-    state_names,
-    wait_final,
-)
+from tests.helpers.containers import assert_no_traceback
+from tests.helpers.figures import figure
+from tests.helpers.flow_runs import AGENT_READY, assert_ran_exactly_once, state_names, wait_final
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

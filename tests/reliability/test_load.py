@@ -9,14 +9,9 @@ import pytest
 
 from tests.fixtures.docker import wait_for_log
 from tests.fixtures.net import free_port
-from tests.reliability.conftest import (
-    AGENT_READY,
-    FINAL_STATES,
-    assert_no_traceback,
-    assert_ran_exactly_once,
-    figure,
-    wait_final,
-)
+from tests.helpers.containers import assert_no_traceback
+from tests.helpers.figures import figure
+from tests.helpers.flow_runs import AGENT_READY, FINAL_STATES, assert_ran_exactly_once, wait_final
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

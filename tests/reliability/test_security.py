@@ -18,12 +18,8 @@ import requests
 from tests.fixtures.docker import wait_for_log
 from tests.fixtures.extras import PackageServer, build_repo, make_tls
 from tests.fixtures.net import free_port
-from tests.reliability.conftest import (
-    AGENT_READY,
-    assert_no_traceback,
-    assert_ran_exactly_once,
-    processes,
-)
+from tests.helpers.containers import assert_no_traceback, processes
+from tests.helpers.flow_runs import AGENT_READY, assert_ran_exactly_once
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

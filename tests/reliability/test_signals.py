@@ -12,13 +12,9 @@ import pytest
 from tests.fixtures.docker import wait_for_log
 from tests.fixtures.extras import PackageServer, build_repo
 from tests.fixtures.net import free_port
-from tests.image.test_extras import changes, in_env
-from tests.reliability.conftest import (
-    assert_no_traceback,
-    assert_ran_exactly_once,
-    figure,
-    processes,
-)
+from tests.helpers.containers import assert_no_traceback, changes, in_env, processes
+from tests.helpers.figures import figure
+from tests.helpers.flow_runs import assert_ran_exactly_once
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

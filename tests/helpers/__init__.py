@@ -1,0 +1,1 @@
+"""Plain helpers shared by test folders (no fixtures: those live in tests/fixtures/)."""
