@@ -26,6 +26,7 @@ from .store import Store
 T = TypeVar("T")
 
 FAULT_KINDS = ("status", "garbage", "drop")
+STALL_LIMIT_SECONDS = 900.0  # a stalled request is answered after this, whatever happens
 GARBAGE_BODY = b"<html><body>502 Bad Gateway</body></html>\x00{not json"
 
 
@@ -155,6 +156,7 @@ class PrefectApiDouble:
         self.app = GraphQLApp(self.store, submitted_lock_seconds=submitted_lock_seconds)
         self._state = _State()
         self._state_lock = threading.Lock()
+        self._stalls: Dict[str, threading.Event] = {}
         self._server: Optional[_HTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self._lifecycle = threading.Lock()
@@ -205,6 +207,7 @@ class PrefectApiDouble:
         with self._lifecycle:
             server, thread = self._server, self._thread
             self._server = self._thread = None
+        self.release()  # stalled requests end with the server
         if server is not None:
             server.shutdown()
             server.server_close()
@@ -253,6 +256,21 @@ class PrefectApiDouble:
     def garbage_next(self, count: int = 1) -> None:
         """The next ``count`` requests answer HTTP 200 with a non-JSON body."""
         self.inject_faults(count, "garbage")
+
+    def stall(self, field_name: str) -> None:
+        """Hold every request for ``field_name`` (e.g. ``get_runs_in_queue``) unanswered until
+        :meth:`release` (other operations are still served): a server that hangs."""
+        with self._state_lock:
+            self._stalls.setdefault(field_name, threading.Event()).clear()
+
+    def release(self, field_name: Optional[str] = None) -> None:
+        """Answer the stalled requests (of ``field_name``, or all) and stop stalling."""
+        with self._state_lock:
+            names = [field_name] if field_name else list(self._stalls)
+            for name in names:
+                event = self._stalls.pop(name, None)
+                if event is not None:
+                    event.set()
 
     def clear_faults(self) -> None:
         with self._state_lock:
@@ -316,6 +334,9 @@ class PrefectApiDouble:
         with self._state_lock:
             fault = self._state.faults.popleft() if self._state.faults else None
             self._state.requests.append(record)
+            stalls = [self._stalls[name] for name in fields if name in self._stalls]
+        for stalled in stalls:
+            stalled.wait(STALL_LIMIT_SECONDS)
         if fault is not None:
             record.fault = fault.kind
             if fault.kind == "drop":
