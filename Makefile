@@ -11,6 +11,10 @@ IMAGE ?= prefect-agent
 DEV_TAG ?= dev
 PROD_TAG ?= prod
 RUN_IMAGE ?= $(IMAGE):$(DEV_TAG)
+RUN_NAME ?= $(IMAGE)-agent
+# The agent exits 3 or 5 after a long API or engine outage (BOOTSTRAP_AGENT_API_OUTAGE_LIMIT):
+# Docker restarts it. Bad settings (exit 2) are retried a few times, then left stopped.
+RUN_RESTART ?= on-failure:5
 
 # Build-args ---------------------------------------------------------------------------------
 # The pinned default base (a real conda distribution) is the Dockerfile's own ARG default.
@@ -79,14 +83,22 @@ build-prod: engine ## Build the prod image ($(IMAGE):$(PROD_TAG))
 	$(BUILD) --target prod --tag $(IMAGE):$(PROD_TAG) .
 
 .PHONY: run
-run: engine ## Run the agent: socket mounted, host network, settings from env / ENV_FILE
-	$(DOCKER) run --rm --interactive $(if $(shell [ -t 0 ] && echo tty),--tty) \
-		--name $(IMAGE)-agent --network host \
+run: engine ## Run the agent (replacing an earlier one) with a restart policy, then follow its log
+	-@$(DOCKER) rm --force $(RUN_NAME) >/dev/null 2>&1
+	$(DOCKER) run --detach --restart $(RUN_RESTART) \
+		--name $(RUN_NAME) --network host \
 		--volume /var/run/docker.sock:/var/run/docker.sock \
 		--volume $(IMAGE)-cache:/var/cache/prefect-agent \
 		$(if $(ENV_FILE),--env-file $(ENV_FILE)) \
 		$(foreach name,$(PASS_ENV),--env $(name)) \
-		$(RUN_IMAGE)
+		$(RUN_IMAGE) >/dev/null
+	@echo "make run: $(RUN_NAME) runs (restart policy $(RUN_RESTART)); following its log:" \
+		"Ctrl-C stops following, 'make stop' stops the agent" >&2
+	$(DOCKER) logs --follow $(RUN_NAME)
+
+.PHONY: stop
+stop: ## Stop and remove the agent that make run started
+	$(DOCKER) rm --force $(RUN_NAME)
 
 $(VENV)/bin/uv:
 	$(PYTHON) -m venv $(VENV)
