@@ -13,18 +13,22 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
+from bootstrap import rundir
 from bootstrap.engine import docker_engine_url
 from bootstrap.errors import PreflightError
 from bootstrap.kubernetes import job_template
+from bootstrap.launcher.config import CONFIG_ENV, LauncherConfig
 from bootstrap.log import MASK, logger
 from bootstrap.secrets import is_secret_name
 from bootstrap.server import ApiConfig
 from bootstrap.settings import AgentType, Settings
+
+LAUNCHER_MODULE = "bootstrap.launcher"
 
 
 @dataclass(frozen=True)
@@ -32,17 +36,24 @@ class AgentLaunch:
     """What to exec: the argv, the variables to add to the environment, and the Job
     template file to write first (Kubernetes agents)."""
 
-    argv: Tuple[str, ...]
+    argv: Tuple[str, ...]  # prefect agent <type> start OPTIONS (prefect's CLI parses them)
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Tuple[str, ...] = ()
     job_template: Optional[job_template.TemplateFile] = None
+    health_url: Optional[str] = None
+
+    @property
+    def command(self) -> Tuple[str, ...]:
+        """What runs: the launcher (prefect's agent with the bootstrap's hooks), with the
+        agent's own options, in this interpreter."""
+        return (sys.executable, "-m", LAUNCHER_MODULE, *self.argv[1:])
 
     def render(self) -> str:
-        """Shell-quoted environment and argv, with secret values masked."""
+        """Shell-quoted environment and command, with secret values masked."""
         lines = [
             f"{name}={shlex.quote(self._masked(name, value))}" for name, value in self.env.items()
         ]
-        lines.append(" ".join(shlex.quote(arg) for arg in self.argv))
+        lines.append(" ".join(shlex.quote(arg) for arg in self.command))
         return " \\\n  ".join(lines)
 
     def _masked(self, name: str, value: str) -> str:
@@ -57,17 +68,43 @@ def docker_base_url(settings: Settings, environ: Mapping[str, str]) -> str:
     return docker_engine_url(settings.docker_base_url, environ)
 
 
+def local_url(address: str, path: str) -> str:
+    """Where a process in this container reaches the agent's server at ``address``."""
+    parts = urlsplit(address)
+    host = parts.hostname if parts.hostname not in (None, "", "0.0.0.0") else "127.0.0.1"  # noqa: S104
+    return f"http://{host}:{parts.port}{path}"
+
+
+def launcher_config(
+    settings: Settings, environ: Mapping[str, str], startup_seconds: Mapping[str, float]
+) -> LauncherConfig:
+    kind = settings.agent_type
+    return LauncherConfig(
+        agent_type=kind.value,
+        max_poll_interval=settings.agent_max_poll_interval,
+        liveness_window=settings.agent_liveness_multiple * settings.agent_max_poll_interval,
+        outage_limit=settings.agent_api_outage_limit,
+        engine_url=docker_base_url(settings, environ) if kind is AgentType.docker else None,
+        metrics_port=settings.metrics_port,
+        metrics_host=urlsplit(settings.agent_address).hostname or "",
+        log_format=settings.log_format.value,
+        log_level=settings.log_level.value,
+        startup_seconds=dict(startup_seconds),
+    )
+
+
 def agent_launch(
     settings: Settings,
     api: ApiConfig,
     tenant_id: str,
     environ: Mapping[str, str],
     work_dir: Optional[str] = None,
+    startup_seconds: Optional[Mapping[str, float]] = None,
 ) -> AgentLaunch:
     """Build ``prefect agent <type> start ...`` and its environment from the settings.
 
     ``work_dir``: where a Kubernetes agent's rendered Job template is to be written
-    (default: see :func:`bootstrap.kubernetes.job_template.choose`).
+    (default: the run directory). ``startup_seconds``: the bootstrap's steps, for metrics.
     """
     kind = settings.agent_type
     argv: List[str] = ["prefect", "agent", kind.value, "start"]
@@ -122,27 +159,29 @@ def agent_launch(
     }
     if settings.agent_env:
         env["PREFECT__CLOUD__AGENT__ENV_VARS"] = json.dumps(settings.agent_env, sort_keys=True)
-    return AgentLaunch(tuple(argv), env, tuple(settings.secret_values()), template)
-
-
-def executable(name: str) -> str:
-    """``name`` from the running interpreter's environment first, so the agent always runs
-    with the same prefect as the bootstrap; then from PATH."""
-    search = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
-    found = shutil.which(name, path=search)
-    if found is None:
-        raise PreflightError(f"cannot start the agent: {name!r} is not installed ({search})")
-    return found
+    env[CONFIG_ENV] = launcher_config(settings, environ, startup_seconds or {}).to_env()
+    return AgentLaunch(
+        tuple(argv),
+        env,
+        tuple(settings.secret_values()),
+        template,
+        local_url(settings.agent_address, "/api/health"),
+    )
 
 
 def exec_agent(launch: AgentLaunch) -> None:
-    """Write the Job template (if any), then replace this process with the agent."""
-    program = executable(launch.argv[0])
-    if launch.job_template is not None and launch.job_template.text is not None:
-        job_template.write(launch.job_template)
-        logger.info("Flow-run Job template written to %s", launch.job_template.path)
-    logger.info("Starting the agent:\n  %s", launch.render())
+    """Write the Job template (if any) and the health check's pointer to this process, then
+    replace this process with the agent (the pid stays: it is still the main process)."""
     try:
-        os.execve(program, list(launch.argv), {**os.environ, **launch.env})
+        if launch.job_template is not None and launch.job_template.text is not None:
+            job_template.write(launch.job_template)
+            logger.info("Flow-run Job template written to %s", launch.job_template.path)
+        rundir.write_agent_info({"pid": os.getpid(), "health_url": launch.health_url})
+    except OSError as exc:
+        raise PreflightError(f"cannot prepare the agent's files: {exc}") from None
+    logger.info("Starting the agent:\n  %s", launch.render())
+    program, *_ = launch.command
+    try:
+        os.execve(program, list(launch.command), {**os.environ, **launch.env})
     except OSError as exc:
         raise PreflightError(f"cannot start the agent ({program}): {exc.strerror}") from None

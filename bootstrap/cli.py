@@ -115,8 +115,9 @@ def show_settings(settings: Settings) -> None:
 def healthcheck() -> None:
     """Exit 0 if the agent in this container is healthy (or there is no agent)."""
     from bootstrap.healthcheck import check, main_process
+    from bootstrap.rundir import read_agent_info
 
-    verdict = check(main_process())
+    verdict = check(main_process(), read_agent_info())
     click.echo(verdict.reason)
     sys.exit(0 if verdict.healthy else 1)
 

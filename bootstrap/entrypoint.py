@@ -16,8 +16,10 @@ from bootstrap.errors import BootstrapError
 from bootstrap.extras import install_extras
 from bootstrap.log import configure_logging, logger
 from bootstrap.privileges import RUNTIME_USER_ENV, docker_socket_path, drop_privileges
+from bootstrap.timings import timed
 
 LOG_LEVEL_ENV = "BOOTSTRAP_LOG_LEVEL"
+LOG_FORMAT_ENV = "BOOTSTRAP_LOG_FORMAT"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -26,15 +28,18 @@ class EntrypointEnv:
     """What the entrypoint reads from its environment."""
 
     log_level: str
+    log_format: str  # text or json
     runtime_user: Optional[str]  # whom root becomes (the image sets it)
     docker_socket: Path  # whose group the runtime user gets
 
     @classmethod
     def read(cls, environ: Mapping[str, str]) -> EntrypointEnv:
         level = environ.get(LOG_LEVEL_ENV, "INFO").upper()
+        log_format = environ.get(LOG_FORMAT_ENV, "text").lower()
         return cls(
-            # A bad level is reported by the settings later, with the other settings.
+            # Bad values are reported by the settings later, with the other settings.
             log_level=level if level in LOG_LEVELS else "INFO",
+            log_format=log_format if log_format in ("text", "json") else "text",
             runtime_user=environ.get(RUNTIME_USER_ENV) or None,
             docker_socket=docker_socket_path(environ),
         )
@@ -43,10 +48,11 @@ class EntrypointEnv:
 def prepare(environ: Mapping[str, str]) -> None:
     """Drop root (keeping the Docker socket's group), then install the extra packages."""
     env = EntrypointEnv.read(environ)
-    configure_logging(env.log_level)
+    configure_logging(env.log_level, env.log_format)
     logger.debug("Entrypoint started (uid %d): preparing the container", os.getuid())
     drop_privileges(env.runtime_user, env.docker_socket)
-    install_extras(environ)
+    with timed("extras"):
+        install_extras(environ)
 
 
 def exec_command(argv: Sequence[str]) -> None:

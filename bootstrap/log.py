@@ -1,13 +1,21 @@
-"""Logging for the bootstrap: Prefect-like lines on stderr, with secrets masked."""
+"""Logging for the bootstrap and the agent: Prefect-like lines or JSON objects, one per line,
+with secrets masked."""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from typing import Iterable, Set
+import time
+from typing import Iterable, Optional, Set
 
 MASK = "********"
+TEXT_FORMAT = "[%(asctime)s] %(levelname)s - bootstrap | %(message)s"
 _secrets: Set[str] = set()
+# Prefect's agents name the flow run in their messages ("Deploying flow run <id> ...").
+_FLOW_RUN = re.compile(
+    r"flow run ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", re.IGNORECASE
+)
 
 logger = logging.getLogger("bootstrap")
 
@@ -23,16 +31,50 @@ def mask(text: str) -> str:
     return text
 
 
-class _MaskingFormatter(logging.Formatter):
+class MaskingFormatter(logging.Formatter):
+    def __init__(self, fmt: Optional[str] = None, datefmt: Optional[str] = None) -> None:
+        super().__init__(fmt, datefmt)
+        self.default_msec_format = "%s.%03d"
+
     def format(self, record: logging.LogRecord) -> str:
         return mask(super().format(record))
 
 
-def configure_logging(level: str = "INFO") -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (ISO 8601, UTC), level, logger, message, and
+    flow_run_id when the record is about one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from pythonjsonlogger.json import JsonFormatter as _Json
+
+        self._json = _Json(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+        self._json.formatTime = self._iso_time  # type: ignore[method-assign]
+
+    @staticmethod
+    def _iso_time(record: logging.LogRecord, datefmt: Optional[str] = None) -> str:
+        seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{seconds}.{int(record.msecs):03d}Z"
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not getattr(record, "flow_run_id", None):
+            found = _FLOW_RUN.search(record.getMessage())
+            if found:
+                record.flow_run_id = found.group(1)
+        return mask(self._json.format(record))
+
+
+def formatter(log_format: str = "text", fmt: str = TEXT_FORMAT) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else MaskingFormatter(fmt)
+
+
+def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    formatter = _MaskingFormatter("[%(asctime)s] %(levelname)s - bootstrap | %(message)s")
-    formatter.default_msec_format = "%s.%03d"
-    handler.setFormatter(formatter)
+    handler.setFormatter(formatter(log_format))
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False

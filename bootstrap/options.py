@@ -51,7 +51,7 @@ def settings_options(command: Callable) -> Callable:
             if value not in (None, ()):
                 cli_values[name] = value
         settings = load_settings(cli_values, settings_file)
-        configure_logging(settings.log_level.value)
+        configure_logging(settings.log_level.value, settings.log_format.value)
         register_secrets(settings.secret_values())
         return command(settings=settings, **kwargs)
 

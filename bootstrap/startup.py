@@ -17,6 +17,7 @@ from bootstrap.projects import ensure_projects
 from bootstrap.server import PrefectApi, resolve_api
 from bootstrap.settings import Settings
 from bootstrap.tenant import ensure_tenant, find_tenant
+from bootstrap.timings import STEPS, timed
 from bootstrap.wait import wait_for_server
 
 
@@ -61,17 +62,22 @@ class Prepared:
 def prepare(settings: Settings, environ: Mapping[str, str]) -> Prepared:
     """Wait for the server, then make sure the tenant and the projects exist."""
     api = connect(environ)
-    wait_for_server(api, settings.wait_timeout)
-    tenant = tenant_id(api, settings)
-    return Prepared(api, tenant, ensure_projects(api, tenant, settings.projects))
+    with timed("wait"):
+        wait_for_server(api, settings.wait_timeout)
+    with timed("tenant"):
+        tenant = tenant_id(api, settings)
+    with timed("projects"):
+        project_ids = ensure_projects(api, tenant, settings.projects)
+    return Prepared(api, tenant, project_ids)
 
 
 def launch_agent(
     settings: Settings, api: PrefectApi, tenant: str, environ: Mapping[str, str]
 ) -> AgentLaunch:
     """Check that the agent can run here, then decide how to start it (nothing written)."""
-    preflight(settings, environ)
-    return agent_launch(settings, api.config, tenant, environ)
+    with timed("preflight"):
+        preflight(settings, environ)
+    return agent_launch(settings, api.config, tenant, environ, startup_seconds=STEPS)
 
 
 def run(settings: Settings, environ: Optional[Mapping[str, str]] = None) -> None:

@@ -22,15 +22,13 @@ How prefect 1.2.4 uses a template (``KubernetesAgent.generate_job_spec``):
 
 from __future__ import annotations
 
-import os
-import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import yaml
 
+from bootstrap import rundir
 from bootstrap.errors import PreflightError
 from bootstrap.kubernetes import pod
 from bootstrap.settings import AgentType, Settings
@@ -88,15 +86,15 @@ class TemplateFile:
 
 def choose(settings: Settings, directory: Optional[str] = None) -> Optional[TemplateFile]:
     """The template for this agent: None unless it is a Kubernetes agent; the user's own if
-    set; else the rendered one, to be written to ``directory`` (default: a directory
-    private to this user under the temporary directory)."""
+    set; else the rendered one, to be written to ``directory`` (default: the run directory,
+    :mod:`bootstrap.rundir`)."""
     if settings.agent_type is not AgentType.kubernetes:
         return None
     if settings.kubernetes_job_template:
         return TemplateFile(settings.kubernetes_job_template)
-    directory = directory or os.path.join(tempfile.gettempdir(), f"prefect-agent-{os.getuid()}")
+    directory = directory or str(rundir.run_dir())
     text = yaml.safe_dump(job_template(settings), sort_keys=False)
-    return TemplateFile(os.path.join(directory, FILE_NAME), text)
+    return TemplateFile(str(Path(directory) / FILE_NAME), text)
 
 
 def write(template: TemplateFile) -> None:
@@ -104,19 +102,8 @@ def write(template: TemplateFile) -> None:
     if template.text is None:
         return
     path = Path(template.path)
-    _private_directory(path.parent)
-    fd, temporary = tempfile.mkstemp(prefix=".job-template-", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(template.text)
-    os.replace(temporary, path)
-
-
-def _private_directory(directory: Path) -> None:
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = os.lstat(directory)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        # Someone else's directory (or a symlink) in a shared temporary directory.
-        raise PreflightError(
-            f"cannot write the flow-run Job template: {directory} is not a directory "
-            f"owned by uid {os.getuid()}"
-        )
+    try:
+        directory = rundir.ensure_run_dir({rundir.RUN_DIR_ENV: str(path.parent)})
+    except rundir.RunDirError as exc:
+        raise PreflightError(f"cannot write the flow-run Job template: {exc}") from None
+    rundir.write_file(directory, path.name, template.text)

@@ -139,15 +139,18 @@ def deployment(
     # up; the startup probe covers that (plus 10 minutes for EXTRA_* installs), so the
     # liveness probe only judges a running agent.
     startup_failures = math.ceil(settings.wait_timeout / 10) + 60
+    ports = [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    if settings.metrics_port:
+        ports.append({"name": "metrics", "containerPort": settings.metrics_port, "protocol": "TCP"})
     container: Dict[str, Any] = {
         "name": AGENT_CONTAINER,
         "image": image,
         **pod.pull_policy(settings),
         "env": env,
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-        "startupProbe": pod.probe("http", 10, startup_failures),
-        "livenessProbe": pod.probe("http", 30, 3),
-        "readinessProbe": pod.probe("http", 10, 3),
+        "ports": ports,
+        "startupProbe": pod.probe(pod.LIVENESS_PATH, "http", 10, startup_failures),
+        "livenessProbe": pod.probe(pod.LIVENESS_PATH, "http", 30, 3),
+        "readinessProbe": pod.probe(pod.READINESS_PATH, "http", 10, 3),
         "resources": pod.resources(
             {
                 "cpu": settings.kubernetes_agent_cpu_request,
@@ -171,7 +174,7 @@ def deployment(
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": pod.selector_labels(settings)},
             "template": {
-                "metadata": {"labels": dict(labels)},
+                "metadata": {"labels": dict(labels), **scrape_annotations(settings)},
                 "spec": {
                     "serviceAccountName": settings.kubernetes_name,
                     "automountServiceAccountToken": True,  # the agent talks to the API
@@ -181,6 +184,19 @@ def deployment(
                 },
             },
         },
+    }
+
+
+def scrape_annotations(settings: Settings) -> Dict[str, Any]:
+    """The usual ``prometheus.io/*`` annotations, when the agent serves metrics."""
+    if not settings.metrics_port:
+        return {}
+    return {
+        "annotations": {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(settings.metrics_port),
+            "prometheus.io/path": "/metrics",
+        }
     }
 
 

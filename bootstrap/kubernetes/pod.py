@@ -8,7 +8,8 @@ from typing import Any, Dict, Mapping, Optional
 from bootstrap.settings import Settings
 
 MANAGED_BY = "prefect-agent-bootstrap"
-HEALTH_PATH = "/api/health"
+LIVENESS_PATH = "/api/health"  # the poll loop and the engine are alive (bootstrap.launcher)
+READINESS_PATH = "/api/ready"  # registered, and the last poll succeeded
 
 
 def selector_labels(settings: Settings) -> Dict[str, str]:
@@ -87,9 +88,9 @@ def pull_secrets(settings: Settings) -> Dict[str, Any]:
     return {"imagePullSecrets": [{"name": name} for name in secrets]} if secrets else {}
 
 
-def probe(port_name: str, period: int, failures: int) -> Dict[str, Any]:
+def probe(path: str, port_name: str, period: int, failures: int) -> Dict[str, Any]:
     return {
-        "httpGet": {"path": HEALTH_PATH, "port": port_name},
+        "httpGet": {"path": path, "port": port_name},
         "periodSeconds": period,
         "timeoutSeconds": 5,
         "failureThreshold": failures,

@@ -14,6 +14,7 @@ from bootstrap.settings.loading import SETTINGS_FILE_ENV, load_settings, read_se
 from bootstrap.settings.model import (
     ENV_PREFIX,
     AgentType,
+    LogFormat,
     LogLevel,
     ProjectSpec,
     PullPolicy,
@@ -25,6 +26,7 @@ __all__ = [
     "ENV_PREFIX",
     "SETTINGS_FILE_ENV",
     "AgentType",
+    "LogFormat",
     "LogLevel",
     "ProjectSpec",
     "PullPolicy",

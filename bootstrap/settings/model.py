@@ -45,6 +45,11 @@ class LogLevel(str, Enum):
     ERROR = "ERROR"
 
 
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 _RULE_NUMBERS = itertools.count()
 
 
@@ -107,12 +112,32 @@ class Settings(BaseSettings):
         "http://:8080", description="Agent health server address (all interfaces by default)."
     )
     log_level: LogLevel = Field(LogLevel.INFO, description="Bootstrap and agent log level.")
+    log_format: LogFormat = Field(
+        LogFormat.text, description="text, or json: one JSON object per line (bootstrap and agent)."
+    )
     max_polls: Optional[int] = Field(
         None, description="Stop the agent after this many polls (default: never)."
     )
     no_cloud_logs: bool = Field(False, description="Do not send flow-run logs to the server.")
     show_flow_logs: bool = Field(
         True, description="Docker/local agents: show flow-run output in the agent log."
+    )
+    agent_max_poll_interval: float = Field(
+        1.0,
+        description="Longest wait between two polls for flow runs, in seconds (Prefect's own "
+        "back-off goes up to 10).",
+    )
+    agent_liveness_multiple: float = Field(
+        60.0,
+        description="Unhealthy when no poll succeeded for this many max poll intervals.",
+    )
+    agent_api_outage_limit: float = Field(
+        600.0,
+        description="Stop (exit 3 or 5) once the API or the Docker engine has failed for this "
+        "many seconds, so a restart policy acts; 0: never.",
+    )
+    metrics_port: Optional[int] = Field(
+        None, description="Serve Prometheus metrics at /metrics on this port (default: off)."
     )
 
     # Docker agent ------------------------------------------------------------------------
@@ -247,6 +272,9 @@ class Settings(BaseSettings):
     _log_level_case = _rule(
         "log_level", pre=True, check=lambda v: v.upper() if isinstance(v, str) else v
     )
+    _log_format_case = _rule(
+        "log_format", pre=True, check=lambda v: v.lower() if isinstance(v, str) else v
+    )
     _agent_type_case = _rule(
         "agent_type", pre=True, check=lambda v: v.lower() if isinstance(v, str) else v
     )
@@ -281,6 +309,30 @@ class Settings(BaseSettings):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"project names must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+    @validator("agent_max_poll_interval")
+    def _poll_interval(cls, value: float) -> float:
+        if not 0.1 <= value <= 300:
+            raise ValueError("must be between 0.1 and 300 seconds")
+        return value
+
+    @validator("agent_liveness_multiple")
+    def _liveness_multiple(cls, value: float) -> float:
+        if not 2 <= value <= 10_000:
+            raise ValueError("must be between 2 and 10000")
+        return value
+
+    @validator("agent_api_outage_limit")
+    def _outage_limit(cls, value: float) -> float:
+        if not 0 <= value <= 7 * 24 * 3600:
+            raise ValueError("must be 0 (never) or a number of seconds up to a week")
+        return value
+
+    @validator("metrics_port")
+    def _metrics_port(cls, value: Optional[int]) -> Optional[int]:
+        if value is not None and not 1 <= value <= 65535:
+            raise ValueError("must be a TCP port, 1 to 65535")
         return value
 
     @validator("wait_timeout")

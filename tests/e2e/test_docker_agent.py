@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 
+from tests.fixtures.net import free_port
 from tests.helpers.flow_runs import FLOW_RUN_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -114,3 +115,37 @@ def test_flow_run_latency_is_recorded(docker_agent_stand) -> None:
     print(
         f"flow-run latency: submitted {submitted - created:.2f} s, success {done - created:.2f} s"
     )
+
+
+def scrape(port: int) -> dict:
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def test_metrics_match_what_the_api_recorded(docker_agent_stand) -> None:
+    stand = docker_agent_stand
+    metrics_port = free_port()
+    stand.start_agent(BOOTSTRAP_METRICS_PORT=str(metrics_port))
+    api = stand.api
+    runs = [
+        stand.run(stand.register("squares.py"), parameters={"n": 2}),
+        stand.run(stand.register("explodes.py")),
+    ]
+    for run in runs:
+        assert api.wait_for_flow_run_state(run, timeout=180)["state"] in ("Success", "Failed")
+    samples = scrape(metrics_port)
+    polls = len(api.requests_for("get_runs_in_queue"))
+    # Both runs were deployed (the second failed inside its container, not in the agent).
+    assert samples["prefect_agent_flow_runs_submitted_total"] == 2
+    assert samples["prefect_agent_flow_run_deploy_failures_total"] == 0
+    assert samples["prefect_agent_flow_run_submission_seconds_count"] == 2
+    succeeded = samples['prefect_agent_polls_total{outcome="success"}']
+    assert succeeded <= polls <= succeeded + 1  # the API saw every poll the agent counted
+    assert samples["prefect_agent_docker_engine_up"] == 1
+    assert samples["prefect_agent_healthy"] == 1
+    for step in ("extras", "wait", "tenant", "projects", "preflight"):
+        assert f'prefect_agent_bootstrap_step_seconds{{step="{step}"}}' in samples

@@ -41,7 +41,17 @@ def healthcheck(container) -> tuple:
     """Run the image's HEALTHCHECK command now: (exit code, "ok" or the reason)."""
     code, output = container.exec_run(["prefect-agent-bootstrap", "healthcheck"])
     reason = output.decode().strip()
-    return code, "ok" if code == 0 and reason.endswith(": ok") else reason
+    return code, "ok" if code == 0 and ": ok" in reason else reason
+
+
+def wait_for_healthcheck(container, healthy: bool, timeout: float = 30) -> tuple:
+    """The health check once it says ``healthy`` (the agent checks its engine every 5 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, reason = healthcheck(container)
+        if (code == 0) == healthy or time.monotonic() > deadline:
+            return code, reason
+        time.sleep(0.5)
 
 
 def create_run_while_down(api, flow_id: str) -> str:
@@ -220,9 +230,9 @@ def test_the_engine_goes_away_under_a_running_agent_and_comes_back(
 
         assert healthcheck(agent) == (0, "ok")
         proxies[0].close()  # the engine goes away: connections cut, new ones refused
-        code, reason = healthcheck(agent)
+        code, reason = wait_for_healthcheck(agent, healthy=False)
         assert code == 1, reason
-        assert "but the Docker engine at unix:///var/run/engine/docker.sock:" in reason
+        assert "the Docker engine has not answered for" in reason
         during = stand.run(flow_id, parameters={"n": 1})
         run = api.wait_for_flow_run_state(during, timeout=120)
         assert run["state"] == "Failed"
@@ -238,7 +248,7 @@ def test_the_engine_goes_away_under_a_running_agent_and_comes_back(
         after = stand.run(flow_id, parameters={"n": 1})
         assert api.wait_for_flow_run_state(after, timeout=120)["state"] == "Success"
         figure("engine back -> next run succeeded", time.monotonic() - back)
-        assert healthcheck(agent) == (0, "ok")
+        assert wait_for_healthcheck(agent, healthy=True) == (0, "ok")
         assert_ran_exactly_once(api, after)
         agent.reload()
         assert agent.status == "running"
@@ -267,7 +277,7 @@ def test_a_socket_file_replaced_on_the_host_is_not_seen_through_a_file_mount(
         proxies[0].close()
         socket_path.unlink()
         proxies.append(SocketProxy(socket_path).chown(0, UNKNOWN_GID, 0o660))
-        code, reason = healthcheck(agent)
+        code, reason = wait_for_healthcheck(agent, healthy=False)
         assert code == 1, reason
         assert "Connection refused" in reason
     finally:

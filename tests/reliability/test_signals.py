@@ -105,7 +105,7 @@ def test_stop_while_polling_with_a_run_in_flight(docker_agent_stand) -> None:
     assert init["cmd"].startswith("tini ")
     children = [p for p in listing if not p["init"]]
     assert children, listing
-    assert all("prefect agent docker start" in p["cmd"] for p in children), listing
+    assert all("-m bootstrap.launcher agent docker start" in p["cmd"] for p in children), listing
 
     run = stand.run(stand.register("squares.py"), parameters={"n": 2})
     api.wait_for_flow_run_state(run, ("Running", "Success"), timeout=120)

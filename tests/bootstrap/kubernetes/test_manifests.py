@@ -32,6 +32,8 @@ FULL = {
     "agent_env": {"LUME_MODEL_DB": "mysql://db.example.org/models"},
     "log_level": "DEBUG",
     "wait_timeout": 300,
+    "metrics_port": 9102,
+    "agent_max_poll_interval": 2.5,
     "kubernetes_namespace": "lume-flows",
     "kubernetes_service_account_name": "flow-runner",
     "kubernetes_image_pull_secrets": ["registry-creds"],
@@ -144,11 +146,28 @@ def test_deployment_runs_the_image_entrypoint_as_a_kubernetes_agent() -> None:
 def test_probes_hit_the_agent_health_server_on_its_port() -> None:
     container = agent_container(k8s.manifests(settings_for(agent_address="http://:9090"), API_URL))
     assert container["ports"] == [{"name": "http", "containerPort": 9090, "protocol": "TCP"}]
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/api/health", "port": "http"}
+    # readiness is its own answer: registered, and the last poll succeeded
+    assert container["readinessProbe"]["httpGet"] == {"path": "/api/ready", "port": "http"}
     # the startup probe outlasts the wait for the server, so liveness never kills a start-up
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] > 120
+
+
+def test_metrics_port_is_exposed_and_annotated_for_scraping() -> None:
+    plain = by_kind(k8s.manifests(settings_for(), API_URL))["Deployment"]
+    assert "annotations" not in plain["spec"]["template"]["metadata"]
+    assert [port["name"] for port in agent_container([plain])["ports"]] == ["http"]
+    deployment = by_kind(k8s.manifests(settings_for(metrics_port=9102), API_URL))["Deployment"]
+    assert deployment["spec"]["template"]["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9102",
+        "prometheus.io/path": "/metrics",
+    }
+    container = agent_container([deployment])
+    assert {"name": "metrics", "containerPort": 9102, "protocol": "TCP"} in container["ports"]
+    assert {"name": "BOOTSTRAP_METRICS_PORT", "value": "9102"} in container["env"]
 
 
 def test_health_server_bound_to_localhost_cannot_be_probed() -> None:

@@ -1,0 +1,78 @@
+"""Prometheus metrics of the agent (``BOOTSTRAP_METRICS_PORT``), in a registry of its own."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+# Seconds from a flow run found in a poll to its deployment (container or Job created).
+SUBMISSION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self, agent_type: str, startup_seconds: Mapping[str, float]) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.polls = Counter(
+            "prefect_agent_polls", "Polls for flow runs, by outcome.", ["outcome"],
+            registry=registry,
+        )  # fmt: skip
+        for outcome in ("success", "failure"):
+            self.polls.labels(outcome)  # present from the start, at 0
+        self.submitted = Counter(
+            "prefect_agent_flow_runs_submitted",
+            "Flow runs deployed (a container or a Job created).",
+            registry=registry,
+        )
+        self.deploy_failures = Counter(
+            "prefect_agent_flow_run_deploy_failures",
+            "Flow runs the agent failed to deploy (set to Failed).",
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "prefect_agent_last_successful_poll_timestamp_seconds",
+            "Unix time of the last successful poll for flow runs.",
+            registry=registry,
+        )
+        self.submission_seconds = Histogram(
+            "prefect_agent_flow_run_submission_seconds",
+            "Seconds from a flow run found in a poll to its deployment.",
+            buckets=SUBMISSION_BUCKETS,
+            registry=registry,
+        )
+        self.engine_up = Gauge(
+            "prefect_agent_docker_engine_up",
+            "1 if the Docker engine answered its last check (Docker agents).",
+            registry=registry,
+        )
+        self.healthy = Gauge(
+            "prefect_agent_healthy", "1 if the agent is alive (its health check).",
+            registry=registry,
+        )  # fmt: skip
+        steps = Gauge(
+            "prefect_agent_bootstrap_step_seconds",
+            "Seconds each start-up step of the bootstrap took.",
+            ["step"],
+            registry=registry,
+        )
+        for step, seconds in startup_seconds.items():
+            steps.labels(step).set(seconds)
+        info = Gauge(
+            "prefect_agent_info", "The agent's type and prefect version.",
+            ["agent_type", "prefect_version"], registry=registry,
+        )  # fmt: skip
+        info.labels(agent_type, _prefect_version()).set(1)
+
+    def serve(self, port: int, host: str = "") -> None:
+        """Serve /metrics (raises OSError if the port is taken)."""
+        start_http_server(port, addr=host or "0.0.0.0", registry=self.registry)  # noqa: S104
+
+
+def _prefect_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("prefect")
+    except PackageNotFoundError:
+        return "unknown"
