@@ -15,6 +15,9 @@ RUN_NAME ?= $(IMAGE)-agent
 # The agent exits 3 or 5 after a long API or engine outage (BOOTSTRAP_AGENT_API_OUTAGE_LIMIT):
 # Docker restarts it. Bad settings (exit 2) are retried a few times, then left stopped.
 RUN_RESTART ?= on-failure:5
+RUN_FOLLOW ?= true
+# The image runs as uid 1000: it gets the socket's group, no capabilities and no new privileges.
+DOCKER_SOCKET ?= /var/run/docker.sock
 
 # Build-args ---------------------------------------------------------------------------------
 # The pinned default base (a real conda distribution) is the Dockerfile's own ARG default.
@@ -87,14 +90,15 @@ run: engine ## Run the agent (replacing an earlier one) with a restart policy, t
 	-@$(DOCKER) rm --force $(RUN_NAME) >/dev/null 2>&1
 	$(DOCKER) run --detach --restart $(RUN_RESTART) \
 		--name $(RUN_NAME) --network host \
-		--volume /var/run/docker.sock:/var/run/docker.sock \
+		--volume $(DOCKER_SOCKET):/var/run/docker.sock \
+		--group-add "$$(stat -c %g $(DOCKER_SOCKET))" \
+		--cap-drop ALL --security-opt no-new-privileges \
 		--volume $(IMAGE)-cache:/var/cache/prefect-agent \
 		$(if $(ENV_FILE),--env-file $(ENV_FILE)) \
 		$(foreach name,$(PASS_ENV),--env $(name)) \
 		$(RUN_IMAGE) >/dev/null
-	@echo "make run: $(RUN_NAME) runs (restart policy $(RUN_RESTART)); following its log:" \
-		"Ctrl-C stops following, 'make stop' stops the agent" >&2
-	$(DOCKER) logs --follow $(RUN_NAME)
+	@echo "make run: $(RUN_NAME) runs (restart policy $(RUN_RESTART)); 'make stop' stops it" >&2
+	$(if $(filter true,$(RUN_FOLLOW)),$(DOCKER) logs --follow $(RUN_NAME))
 
 .PHONY: stop
 stop: ## Stop and remove the agent that make run started

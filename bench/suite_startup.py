@@ -19,6 +19,7 @@ unrecorded warm-up of each.
 from __future__ import annotations
 
 import http.client
+import os
 import statistics
 import subprocess
 import time
@@ -67,6 +68,7 @@ def _start_agent(ctx: Context, api: PrefectApiDouble, level: str) -> Tuple[float
         "BOOTSTRAP_LOG_LEVEL": level,
     }
     argv = ["run", "-d", "--network", "host", "-v", f"{SOCKET}:{SOCKET}"]
+    argv += ["--group-add", str(os.stat(SOCKET).st_gid)]  # the image runs as uid 1000
     for key, value in env.items():
         argv += ["-e", f"{key}={value}"]
     started = time.time()

@@ -20,15 +20,30 @@ from urllib.parse import urlsplit
 
 from bootstrap import rundir
 from bootstrap.engine import docker_engine_url
-from bootstrap.errors import PreflightError
+from bootstrap.errors import PreflightError, SettingsError
 from bootstrap.kubernetes import job_template
 from bootstrap.launcher.config import CONFIG_ENV, LauncherConfig
+from bootstrap.launcher.policy import Policy
 from bootstrap.log import MASK, logger
-from bootstrap.secrets import is_secret_name
+from bootstrap.secrets import is_secret_name, url_credentials
 from bootstrap.server import ApiConfig
 from bootstrap.settings import AgentType, Settings
 
 LAUNCHER_MODULE = "bootstrap.launcher"
+FLOW_RUN_ENV = "PREFECT__CLOUD__AGENT__ENV_VARS"
+# Linux refuses to exec with one NAME=VALUE longer than this (MAX_ARG_STRLEN): E2BIG,
+# "Argument list too long", naming nothing.
+ENV_STRING_LIMIT = 128 * 1024
+
+
+def check_env_size(name: str, value: str) -> None:
+    size = len(f"{name}={value}".encode())
+    if size >= ENV_STRING_LIMIT:
+        raise SettingsError(
+            f"invalid setting BOOTSTRAP_AGENT_ENV: the flow-run variables take {size} bytes "
+            f"once handed to the agent ({name}), and Linux allows one variable "
+            f"{ENV_STRING_LIMIT} bytes; pass large values in a file or a volume instead"
+        )
 
 
 @dataclass(frozen=True)
@@ -86,10 +101,24 @@ def launcher_config(
         outage_limit=settings.agent_api_outage_limit,
         engine_url=docker_base_url(settings, environ) if kind is AgentType.docker else None,
         metrics_port=settings.metrics_port,
-        metrics_host=urlsplit(settings.agent_address).hostname or "",
+        metrics_host=urlsplit(settings.health_address()).hostname or "",
         log_format=settings.log_format.value,
         log_level=settings.log_level.value,
         startup_seconds=dict(startup_seconds),
+        policy=flow_run_policy(settings).to_dict(),
+    )
+
+
+def flow_run_policy(settings: Settings) -> Policy:
+    """What flow runs may ask for: the agent's own volumes and networks, the allowed paths,
+    and the rules the operator lifted."""
+    own_sources = [volume.split(":", 1)[0] for volume in settings.docker_volumes]
+    return Policy(
+        allow=frozenset(settings.flow_run_allow),
+        paths=tuple(settings.flow_run_allowed_paths)
+        + tuple(source for source in own_sources if source.startswith("/")),
+        networks=tuple(settings.docker_networks),
+        service_account=settings.kubernetes_service_account_name,
     )
 
 
@@ -108,8 +137,10 @@ def agent_launch(
     """
     kind = settings.agent_type
     argv: List[str] = ["prefect", "agent", kind.value, "start"]
-    argv += ["--api", api.url, "--tenant-id", tenant_id]
-    argv += ["--agent-address", settings.agent_address]
+    # The API URL goes in the environment (PREFECT__CLOUD__API, below), never the command line:
+    # an argv is visible to every process listing on the host, and a URL can carry credentials.
+    argv += ["--tenant-id", tenant_id]
+    argv += ["--agent-address", settings.health_address()]
     argv += ["--log-level", settings.log_level.value]
     if settings.agent_name:
         argv += ["--name", settings.agent_name]
@@ -158,14 +189,15 @@ def agent_launch(
         "PREFECT__CLOUD__TENANT_ID": tenant_id,
     }
     if settings.agent_env:
-        env["PREFECT__CLOUD__AGENT__ENV_VARS"] = json.dumps(settings.agent_env, sort_keys=True)
+        env[FLOW_RUN_ENV] = json.dumps(settings.agent_env, sort_keys=True)
+        check_env_size(FLOW_RUN_ENV, env[FLOW_RUN_ENV])
     env[CONFIG_ENV] = launcher_config(settings, environ, startup_seconds or {}).to_env()
     return AgentLaunch(
         tuple(argv),
         env,
-        tuple(settings.secret_values()),
+        tuple(settings.secret_values() + url_credentials([api.url])),
         template,
-        local_url(settings.agent_address, "/api/health"),
+        local_url(settings.health_address(), "/api/health"),
     )
 
 

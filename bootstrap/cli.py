@@ -114,12 +114,9 @@ def show_settings(settings: Settings) -> None:
 @cli.command()
 def healthcheck() -> None:
     """Exit 0 if the agent in this container is healthy (or there is no agent)."""
-    from bootstrap.healthcheck import check, main_process
-    from bootstrap.rundir import read_agent_info
+    from bootstrap.healthcheck import main as healthcheck_main
 
-    verdict = check(main_process(), read_agent_info())
-    click.echo(verdict.reason)
-    sys.exit(0 if verdict.healthy else 1)
+    sys.exit(healthcheck_main())
 
 
 @cli.group("kubernetes")

@@ -14,8 +14,9 @@ from typing import Mapping, Optional, Sequence
 
 from bootstrap.errors import BootstrapError
 from bootstrap.extras import install_extras
-from bootstrap.log import configure_logging, logger
+from bootstrap.log import configure_logging, logger, register_secrets
 from bootstrap.privileges import RUNTIME_USER_ENV, docker_socket_path, drop_privileges
+from bootstrap.secrets import environment_secrets
 from bootstrap.timings import timed
 
 LOG_LEVEL_ENV = "BOOTSTRAP_LOG_LEVEL"
@@ -48,6 +49,7 @@ class EntrypointEnv:
 def prepare(environ: Mapping[str, str]) -> None:
     """Drop root (keeping the Docker socket's group), then install the extra packages."""
     env = EntrypointEnv.read(environ)
+    register_secrets(environment_secrets(environ))  # before the first line is logged
     configure_logging(env.log_level, env.log_format)
     logger.debug("Entrypoint started (uid %d): preparing the container", os.getuid())
     drop_privileges(env.runtime_user, env.docker_socket)

@@ -11,17 +11,22 @@ where no agent listens. The check therefore looks at the container's main proces
 - anything else: no agent here, nothing to check: healthy.
 
 Nothing is taken from the agent's command line: a label or option there cannot point the
-check elsewhere.
+check elsewhere. Standard library only: the image's HEALTHCHECK runs this module with an
+interpreter and a copy of it that only root can write (``python -I -S``), whoever the
+container's user is.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import requests
+from bootstrap.rundir import read_agent_info
 
 PROC = Path("/proc")
 
@@ -84,15 +89,24 @@ def check(
 
 def _probe(url: str, timeout: float) -> Verdict:
     try:
-        response = requests.get(url, timeout=timeout)
-    except requests.RequestException as exc:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http only
+            status, body = response.status, response.read(4096)
+    except urllib.error.HTTPError as exc:  # 503: the agent says why
+        status, body = exc.code, exc.read(4096)
+    except (OSError, ValueError) as exc:  # refused, timed out, a URL that is not one
         return Verdict(False, f"{url}: {exc.__class__.__name__}")
     try:
-        reason = str(json.loads(response.text).get("reason") or "")
+        reason = str(json.loads(body).get("reason") or "")
     except (ValueError, AttributeError):
         reason = ""
-    if response.status_code != 200:
-        return Verdict(
-            False, f"{url}: HTTP {response.status_code}" + (f": {reason}" if reason else "")
-        )
+    if status != 200:
+        return Verdict(False, f"{url}: HTTP {status}" + (f": {reason}" if reason else ""))
     return Verdict(True, f"{url}: ok" + (f" ({reason})" if reason else ""))
+
+
+def main() -> int:
+    """Print the verdict; exit 0 if healthy (Docker's HEALTHCHECK contract)."""
+    verdict = check(main_process(), read_agent_info())
+    print(verdict.reason)
+    sys.stdout.flush()
+    return 0 if verdict.healthy else 1

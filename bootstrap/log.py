@@ -69,7 +69,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def formatter(log_format: str = "text", fmt: str = TEXT_FORMAT) -> logging.Formatter:
-    return JsonFormatter() if log_format == "json" else MaskingFormatter(fmt)
+    if log_format == "json":
+        try:
+            return JsonFormatter()
+        except ImportError:  # the root phase runs without site-packages: text it is
+            pass
+    return MaskingFormatter(fmt)
 
 
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:

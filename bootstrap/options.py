@@ -11,7 +11,7 @@ import click
 from bootstrap.log import configure_logging, register_secrets
 from bootstrap.settings import ENV_PREFIX, Settings, env_name, load_settings
 from bootstrap.settings.model import MAPPING_SETTINGS
-from bootstrap.settings.rules import parse_pairs
+from bootstrap.values import parse_pairs
 
 
 def pairs_option(ctx: click.Context, param: click.Parameter, values: Tuple[str, ...]) -> Any:

@@ -1,9 +1,15 @@
 """Drop root for the runtime user, keeping access to a mounted Docker socket.
 
-The image starts as root only for this: a Docker socket mounted from the host belongs to
-the host's docker group, whose id the image cannot know in advance. As root, the
-entrypoint adds that group id to the runtime user's groups and then switches to the user
-for good. Started as non-root (``--user``, Kubernetes ``runAsUser``) nothing changes.
+The image runs as its runtime user (uid 1000): give it the Docker socket's group with
+``--group-add``. Started as root instead (``--user 0``), the entrypoint does it: a Docker
+socket mounted from the host belongs to the host's docker group, whose id the image cannot
+know in advance, so root adds that group id to the runtime user's groups and then switches
+to the user for good.
+
+That root phase is :func:`main`, run by the image's entrypoint with an interpreter and a
+copy of this module that only root can write (``python -I -S``: no site-packages, nothing
+of the environment the runtime user owns), so no code the runtime user could have planted
+ever runs as root. This module and what it imports use the standard library only.
 """
 
 from __future__ import annotations
@@ -12,13 +18,15 @@ import grp
 import os
 import pwd
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence, Tuple
 
 from bootstrap.engine import DEFAULT_SOCKET, docker_engine_url_from_env, socket_path
 from bootstrap.errors import BootstrapError
-from bootstrap.log import logger
+from bootstrap.log import configure_logging, logger, register_secrets
+from bootstrap.secrets import environment_secrets
 
 RUNTIME_USER_ENV = "PREFECT_AGENT_USER"
 
@@ -110,3 +118,27 @@ def drop_privileges(name: Optional[str], socket_path: Path) -> None:
         list(identity.groups),
         reason,
     )
+
+
+BOOTSTRAP_COMMAND = "prefect-agent-bootstrap"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def main(command: Sequence[str]) -> int:
+    """The root phase of the image's entrypoint: drop root, then exec the bootstrap's
+    entrypoint (extras, then ``command``) as the runtime user."""
+    register_secrets(environment_secrets(os.environ))
+    level = os.environ.get("BOOTSTRAP_LOG_LEVEL", "INFO").upper()
+    configure_logging(level if level in LOG_LEVELS else "INFO")
+    try:
+        drop_privileges(os.environ.get(RUNTIME_USER_ENV), docker_socket_path(os.environ))
+    except BootstrapError as exc:
+        logger.error("%s", exc)
+        return exc.exit_code
+    argv = [BOOTSTRAP_COMMAND, "entrypoint", "--", *command]
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as exc:
+        print(f"error: cannot run {argv[0]}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0  # not reached

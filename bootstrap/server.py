@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 import requests
 
 from bootstrap.errors import ApiError, ServerUnavailableError
+from bootstrap.secrets import redact_url
 
 # Prefect 1.x defaults (prefect/config.toml): [server] host, port; [cloud] api = server.endpoint.
 DEFAULT_SERVER_HOST = "http://localhost"
@@ -30,8 +31,13 @@ class ApiConfig:
     url: str
     api_key: Optional[str] = None
 
-    def __repr__(self) -> str:  # never show the key
-        return f"ApiConfig(url={self.url!r}, api_key={'***' if self.api_key else None})"
+    @property
+    def display_url(self) -> str:
+        """The URL without credentials, for logs and messages."""
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:  # never show the key, nor credentials in the URL
+        return f"ApiConfig(url={self.display_url!r}, api_key={'***' if self.api_key else None})"
 
 
 _VARIABLE = re.compile(r"\$(\w+|\{([^}]*)\})")
@@ -99,6 +105,10 @@ class PrefectApi:
     @property
     def url(self) -> str:
         return self.config.url
+
+    @property
+    def display_url(self) -> str:
+        return self.config.display_url
 
     def execute(self, query: str, variables: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """POST a document; return its ``data`` or raise a BootstrapError subclass."""

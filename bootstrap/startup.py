@@ -8,6 +8,7 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional
+from urllib.parse import urlsplit
 
 from bootstrap.agent import AgentLaunch, agent_launch, exec_agent
 from bootstrap.errors import BootstrapError
@@ -15,7 +16,8 @@ from bootstrap.log import logger, register_secrets
 from bootstrap.preflight import preflight
 from bootstrap.projects import ensure_projects
 from bootstrap.server import PrefectApi, resolve_api
-from bootstrap.settings import Settings
+from bootstrap.settings import AgentType, Settings
+from bootstrap.settings.rules import volume_warnings
 from bootstrap.tenant import ensure_tenant, find_tenant
 from bootstrap.timings import STEPS, timed
 from bootstrap.wait import wait_for_server
@@ -26,7 +28,17 @@ def connect(environ: Mapping[str, str]) -> PrefectApi:
     config = resolve_api(environ)
     if config.api_key:
         register_secrets([config.api_key])
+        parts = urlsplit(config.url)
+        if parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            logger.warning(
+                "PREFECT__CLOUD__API_KEY is sent in clear (http://) to %s: use https://",
+                parts.hostname,
+            )
     return PrefectApi(config)
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def tenant_id(api: PrefectApi, settings: Settings) -> str:
@@ -77,6 +89,9 @@ def launch_agent(
     """Check that the agent can run here, then decide how to start it (nothing written)."""
     with timed("preflight"):
         preflight(settings, environ)
+    if settings.agent_type is AgentType.docker:
+        for warning in volume_warnings(settings.docker_volumes):
+            logger.warning("%s", warning)
     return agent_launch(settings, api.config, tenant, environ, startup_seconds=STEPS)
 
 

@@ -32,7 +32,7 @@ def wait_for_server(api: PrefectApi, timeout: float) -> None:
     def log_attempt(state: RetryCallState) -> None:
         logger.info(
             "Prefect Server at %s not ready (attempt %d: %s); retrying in %.2f s",
-            api.url,
+            api.display_url,
             state.attempt_number,
             state.outcome.exception() if state.outcome else "?",
             state.upcoming_sleep,
@@ -44,7 +44,7 @@ def wait_for_server(api: PrefectApi, timeout: float) -> None:
         retry=retry_if_exception_type((ServerUnavailableError, ApiError)),
         before_sleep=log_attempt,
     )
-    logger.info("Waiting up to %.0f s for the Prefect Server at %s", timeout, api.url)
+    logger.info("Waiting up to %.0f s for the Prefect Server at %s", timeout, api.display_url)
     try:
         for attempt in retrying:
             with attempt:
@@ -52,7 +52,9 @@ def wait_for_server(api: PrefectApi, timeout: float) -> None:
     except RetryError as exc:
         last = exc.last_attempt.exception()
         raise ServerUnavailableError(
-            f"the Prefect Server at {api.url} did not answer within {timeout:g} s "
+            f"the Prefect Server at {api.display_url} did not answer within {timeout:g} s "
             f"({exc.last_attempt.attempt_number} attempts); last error: {last}"
         ) from None
-    logger.info("Prefect Server at %s answered after %.2f s", api.url, time.monotonic() - started)
+    logger.info(
+        "Prefect Server at %s answered after %.2f s", api.display_url, time.monotonic() - started
+    )

@@ -33,7 +33,7 @@ from bootstrap.extras import fingerprint, journal, proc
 from bootstrap.extras.plan import Installer, InstallPlan
 from bootstrap.extras.variables import APT_VAR, PREFIX_VAR, ExtrasEnv
 from bootstrap.log import logger, register_secrets
-from bootstrap.secrets import url_credentials
+from bootstrap.secrets import url_credentials, without_credentials
 
 __all__ = ["ExtrasInterrupted", "install_extras"]
 
@@ -62,6 +62,9 @@ def install_extras(environ: Mapping[str, str], prefix: Optional[Path] = None) ->
     (``$PREFECT_ENV``, else this interpreter's prefix), or raise ExtrasError."""
     started = time.monotonic()
     env = ExtrasEnv.read(environ, prefix)
+    from bootstrap.extras.tls import remove_leftover_bundles
+
+    remove_leftover_bundles()  # a docker kill mid-install leaves one behind
     if not env.requested and not journal.pending(env.prefix):
         return
     if env.apt:
@@ -183,9 +186,13 @@ def _install(env: ExtrasEnv, installer_env, conda_request, pip_request, started:
                 step.plan.seconds,
                 step.plan.changes.describe(),
             )
-        details = {
-            "conda": list(conda_request.specs) if conda_request else [],
-            "pip": list(pip_request.requirements) if pip_request else [],
+        details = {  # for people reading the file: no credentials (it is world-readable)
+            "conda": [without_credentials(spec) for spec in conda_request.specs]
+            if conda_request
+            else [],
+            "pip": [without_credentials(word) for word in pip_request.requirements]
+            if pip_request
+            else [],
             "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         if not any(step.todo for step in steps):

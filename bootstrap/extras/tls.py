@@ -13,6 +13,7 @@ from typing import Dict, Iterator
 from bootstrap.errors import ExtrasError
 from bootstrap.extras.variables import CA_VAR
 
+BUNDLE_PREFIX = "extras-ca-"
 SYSTEM_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")
 
 
@@ -63,7 +64,7 @@ def ca_bundle(value: str) -> Iterator[Dict[str, str]]:
         yield {}
         return
     extra = read_extra_ca(value)
-    handle, path = tempfile.mkstemp(prefix="extras-ca-", suffix=".pem")
+    handle, path = tempfile.mkstemp(prefix=BUNDLE_PREFIX, suffix=".pem")
     try:
         with os.fdopen(handle, "w") as bundle:
             bundle.write(system_bundle().rstrip("\n") + "\n" + extra.strip() + "\n")
@@ -71,3 +72,12 @@ def ca_bundle(value: str) -> Iterator[Dict[str, str]]:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+def remove_leftover_bundles() -> None:
+    """Delete this user's bundles left by an install that was killed (they are deleted as soon
+    as an install ends otherwise)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{BUNDLE_PREFIX}*.pem"):
+        with contextlib.suppress(OSError):
+            if path.lstat().st_uid == os.getuid():
+                path.unlink()

@@ -12,7 +12,7 @@ import yaml
 
 from bootstrap.errors import SettingsError
 from bootstrap.kubernetes import pod
-from bootstrap.secrets import is_secret_name
+from bootstrap.secrets import flow_run_env_secrets, redact_url, url_credentials
 from bootstrap.server import resolve_api
 from bootstrap.settings import ENV_PREFIX, AgentType, Settings, env_name
 from bootstrap.settings.encoding import changed, encode
@@ -58,10 +58,11 @@ _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "0.0.0.0")  # noqa: S104 - name
 
 def agent_port(settings: Settings) -> int:
     """The health server's port; the kubelet probes the pod IP, so it must bind all of them."""
-    parts = urlsplit(settings.agent_address)
+    address = settings.agent_address or "http://:8080"  # the pod's own default
+    parts = urlsplit(address)
     if parts.port is None or parts.hostname not in (None, "", "0.0.0.0"):  # noqa: S104
         raise SettingsError(
-            f"invalid setting agent_address={settings.agent_address!r}: in Kubernetes the "
+            f"invalid setting agent_address={address!r}: in Kubernetes the "
             "health server must listen on all interfaces for the probes (http://:PORT)"
         )
     return parts.port
@@ -107,8 +108,8 @@ def bootstrap_env(settings: Settings) -> List[Dict[str, Any]]:
 
 def check_manifest_settings(settings: Settings, extra_env: Mapping[str, str]) -> None:
     """Refuse what would put a secret inline in a manifest (they belong in Secrets)."""
-    hidden = sorted(key for key in settings.agent_env if is_secret_name(key))
-    hidden += sorted(key for key in extra_env if is_secret_name(key))
+    variables = {**settings.agent_env, **extra_env}
+    hidden = sorted(key for key, value in variables.items() if flow_run_env_secrets({key: value}))
     if hidden:
         raise SettingsError(
             f"{', '.join(hidden)} look like secrets and would be written into the manifest "
@@ -267,6 +268,12 @@ def for_environment(
             )
     api = resolve_api(environ)
     api_url = settings.kubernetes_prefect_api or api.url
+    if url_credentials([api_url]):
+        raise SettingsError(
+            f"the Prefect API URL {redact_url(api_url)} carries credentials, which would be "
+            "written into the manifest in clear: give the pod a URL without them (and the "
+            "key through kubernetes_api_key_secret)"
+        )
     objects = manifests(settings, api_url, extra_env)
     warnings = [warning for warning in [api_url_warning(api_url)] if warning]
     if api.api_key and not settings.kubernetes_api_key_secret:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 CONFIG_ENV = "PREFECT_AGENT_LAUNCHER"
 
@@ -22,6 +22,7 @@ class LauncherConfig:
     log_level: str = "INFO"
     poke_interval: float = 1.0  # at most one extra poll per this many seconds
     startup_seconds: Dict[str, float] = field(default_factory=dict)
+    policy: Optional[Dict[str, Any]] = None  # the flow-run policy (None: not enforced)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -6,6 +6,9 @@ original: the poll (``_get_ready_flow_runs``), the runs it found
 ``_mark_flow_as_submitted`` / ``_mark_flow_as_failed``), registration
 (``_setup_api_connection``) and the health server (``_start_agent_api_server``, replaced by
 :mod:`bootstrap.launcher.http`). The poll ceiling is prefect's own back-off table, capped.
+
+The flow-run policy (:mod:`bootstrap.launcher.policy`) hooks where each agent type turns a
+run into something real: ``DockerAgent.deploy_flow`` and ``KubernetesAgent.generate_job_spec``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from bootstrap.launcher import http
 from bootstrap.launcher.config import LauncherConfig, poll_intervals
 from bootstrap.launcher.health import AgentHealth
 from bootstrap.launcher.metrics import Metrics
+from bootstrap.launcher.policy import Policy, PolicyRefusal, check_host_config, check_job
 
 
 def describe_error(exc: BaseException) -> str:
@@ -116,3 +120,37 @@ def install(agent_class: Any, config: LauncherConfig, health: AgentHealth, metri
         http.start(self, config, health)
 
     agent_class._start_agent_api_server = api_server
+
+
+def install_policy(agent_type: str, policy: Policy) -> None:
+    """Refuse runs whose run config asks for more than ``policy`` grants (see the module)."""
+    if agent_type == "docker":
+        from prefect.agent.docker import DockerAgent
+        from prefect.run_configs import DockerRun
+
+        def docker(original):
+            def deploy_flow(self, flow_run, *args, **kwargs):
+                run_config = self._get_run_config(flow_run, DockerRun)
+                host_config = getattr(run_config, "host_config", None) or {}
+                refusal = check_host_config(host_config, policy)
+                if refusal is not None:
+                    raise PolicyRefusal(refusal.message())
+                return original(self, flow_run, *args, **kwargs)
+
+            return deploy_flow
+
+        _wrap(DockerAgent, "deploy_flow", docker)
+    elif agent_type == "kubernetes":
+        from prefect.agent.kubernetes import KubernetesAgent
+
+        def kubernetes(original):
+            def generate_job_spec(self, flow_run, *args, **kwargs):
+                job = original(self, flow_run, *args, **kwargs)
+                refusal = check_job(job, policy)
+                if refusal is not None:
+                    raise PolicyRefusal(refusal.message())
+                return job
+
+            return generate_job_spec
+
+        _wrap(KubernetesAgent, "generate_job_spec", kubernetes)

@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
-from typing import List, Mapping, Sequence
+from typing import Sequence
 
 import click
 
 from bootstrap.launcher.config import LauncherConfig
 from bootstrap.launcher.health import API_OUTAGE_EXIT, ENGINE_OUTAGE_EXIT, AgentHealth
 from bootstrap.log import configure_logging, formatter, logger, register_secrets
-from bootstrap.secrets import is_secret_name, url_credentials
-
-
-def secrets_of(environ: Mapping[str, str]) -> List[str]:
-    """What the agent's environment holds that must not be printed."""
-    found = [environ.get("PREFECT__CLOUD__API_KEY", "")]
-    found += url_credentials([environ.get("PREFECT__CLOUD__API", "")])
-    try:
-        flow_run_env = json.loads(environ.get("PREFECT__CLOUD__AGENT__ENV_VARS") or "{}")
-    except ValueError:
-        flow_run_env = {}
-    if isinstance(flow_run_env, dict):
-        found += [str(v) for k, v in flow_run_env.items() if is_secret_name(str(k))]
-    return [value for value in found if value]
+from bootstrap.secrets import environment_secrets
 
 
 def _format_prefect_logs(agent_class, log_format: str) -> None:
@@ -61,7 +47,7 @@ def _format_prefect_logs(agent_class, log_format: str) -> None:
 def main(argv: Sequence[str]) -> int:
     config = LauncherConfig.from_env(os.environ)
     configure_logging(config.log_level, config.log_format)
-    register_secrets(secrets_of(os.environ))
+    register_secrets(environment_secrets(os.environ))
     args = list(argv[1:] if argv and argv[0] == "agent" else argv)
 
     from prefect.agent.agent import Agent  # 0.5 s: what `prefect agent` imports too
@@ -70,11 +56,14 @@ def main(argv: Sequence[str]) -> int:
     from bootstrap.launcher import hooks
     from bootstrap.launcher.http import AddressInUse
     from bootstrap.launcher.metrics import Metrics
+    from bootstrap.launcher.policy import Policy
     from bootstrap.launcher.watchdog import EngineCheck, Watchdog
 
     health = AgentHealth()
     metrics = Metrics(config.agent_type, config.startup_seconds)
     hooks.install(Agent, config, health, metrics)
+    if config.policy is not None:
+        hooks.install_policy(config.agent_type, Policy.from_dict(config.policy))
     _format_prefect_logs(Agent, config.log_format)
     if config.metrics_port:
         try:

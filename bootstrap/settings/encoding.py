@@ -12,7 +12,7 @@ from typing import Any, Dict
 from slugify import slugify
 
 from bootstrap.log import MASK
-from bootstrap.secrets import is_secret_name
+from bootstrap.secrets import flow_run_env_secrets
 from bootstrap.settings.model import Settings
 
 
@@ -39,7 +39,8 @@ def as_data(settings: Settings, mask_secrets: bool = True) -> Dict[str, Any]:
     values = _values(settings)
     if mask_secrets:
         values["agent_env"] = {
-            key: MASK if is_secret_name(key) else value for key, value in settings.agent_env.items()
+            key: MASK if flow_run_env_secrets({key: value}) else value
+            for key, value in settings.agent_env.items()
         }
     return values
 

@@ -9,7 +9,6 @@ which setting. Where values come from (options, environment, YAML file) is
 from __future__ import annotations
 
 import itertools
-import json
 from enum import Enum
 from functools import partial
 from typing import Any, Callable, Dict, List, Optional
@@ -17,9 +16,11 @@ from typing import Any, Callable, Dict, List, Optional
 from pydantic import BaseModel, BaseSettings, Field, validator
 from slugify import slugify
 
-from bootstrap.secrets import is_secret_name
+from bootstrap.launcher.policy import ALL, RULES
+from bootstrap.secrets import flow_run_env_secrets
 from bootstrap.settings import kubernetes_rules as k8s
 from bootstrap.settings import rules
+from bootstrap.values import parse_value
 
 ENV_PREFIX = "BOOTSTRAP_"
 # Mapping settings (KEY=VALUE items in the environment and as options).
@@ -108,8 +109,10 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Environment variables set on every flow run (KEY=VALUE items).",
     )
-    agent_address: str = Field(
-        "http://:8080", description="Agent health server address (all interfaces by default)."
+    agent_address: Optional[str] = Field(
+        None,
+        description="Agent health server address (default: http://127.0.0.1:8080 for docker "
+        "and local agents, http://:8080, all interfaces, for kubernetes).",
     )
     log_level: LogLevel = Field(LogLevel.INFO, description="Bootstrap and agent log level.")
     log_format: LogFormat = Field(
@@ -138,6 +141,15 @@ class Settings(BaseSettings):
     )
     metrics_port: Optional[int] = Field(
         None, description="Serve Prometheus metrics at /metrics on this port (default: off)."
+    )
+    flow_run_allow: List[str] = Field(
+        default_factory=list,
+        description="Flow-run policy rules to lift, for every flow run (or all): "
+        + ", ".join(RULES),
+    )
+    flow_run_allowed_paths: List[str] = Field(
+        default_factory=list,
+        description="Host paths flow runs may mount besides the agent's own volumes.",
     )
 
     # Docker agent ------------------------------------------------------------------------
@@ -256,11 +268,7 @@ class Settings(BaseSettings):
         @classmethod
         def parse_env_var(cls, field_name: str, raw: str) -> Any:
             """Lists: JSON or ``a,b``; mappings: JSON or ``K=V,K2=V2``."""
-            text = raw.strip()
-            if text.startswith(("[", "{")):
-                return json.loads(text)
-            items = rules.split_list(text)
-            return rules.parse_pairs(items) if field_name in MAPPING_SETTINGS else items
+            return parse_value(raw, mapping=field_name in MAPPING_SETTINGS)
 
         @classmethod
         def customise_sources(cls, init_settings, env_settings, file_secret_settings):
@@ -335,6 +343,18 @@ class Settings(BaseSettings):
             raise ValueError("must be a TCP port, 1 to 65535")
         return value
 
+    @validator("flow_run_allow", each_item=True)
+    def _policy_rule(cls, value: str) -> str:
+        if value not in RULES and value != ALL:
+            raise ValueError(f"{value!r} is not a flow-run policy rule: {', '.join([*RULES, ALL])}")
+        return value
+
+    @validator("flow_run_allowed_paths", each_item=True)
+    def _allowed_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} is not an absolute host path")
+        return value
+
     @validator("wait_timeout")
     def _wait_timeout(cls, value: float) -> float:
         if not 0 < value <= 24 * 3600:
@@ -345,7 +365,7 @@ class Settings(BaseSettings):
     _label = _rule("agent_labels", each_item=True, check=rules.check_label)
     _labels_once = _rule("agent_labels", check=lambda labels: list(dict.fromkeys(labels)))
     _agent_env = _rule("agent_env", check=rules.check_env)
-    _agent_address = _rule("agent_address", check=rules.check_agent_address)
+    _agent_address = _rule("agent_address", check=_optional(rules.check_agent_address))
     _positive = _rule("max_polls", "docker_client_timeout", check=rules.check_positive)
 
     _engine_url = _rule("docker_base_url", check=rules.check_engine_url)
@@ -426,9 +446,20 @@ class Settings(BaseSettings):
             raise ValueError("must be a non-root id: 1 to 2147483647")
         return value
 
+    def health_address(self) -> str:
+        """Where the agent's health server listens: loopback for Docker and local agents (the
+        image's health check runs inside the container; nothing outside can poke the agent),
+        every interface for Kubernetes (the kubelet probes the pod's address)."""
+        if self.agent_address:
+            return self.agent_address
+        if self.agent_type is AgentType.kubernetes:
+            return "http://:8080"
+        return "http://127.0.0.1:8080"
+
     def secret_values(self) -> List[str]:
-        """Values that must never be printed: agent env values with secret-looking names."""
-        return [value for key, value in self.agent_env.items() if is_secret_name(key) and value]
+        """Values that must never be printed: flow-run variables with secret-looking names,
+        and credentials in URLs among their values."""
+        return flow_run_env_secrets(self.agent_env)
 
 
 def env_name(field: str) -> str:

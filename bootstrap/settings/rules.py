@@ -9,29 +9,22 @@ SettingsError naming the setting and where it came from.
 from __future__ import annotations
 
 import re
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, List, Optional
 from urllib.parse import urlsplit
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, and the bidirectional ones that make text read other than it is.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+NAME_MAX = 255  # the server's limit for tenant and project names
+_VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_VOLUME_MODES = {
+    "ro", "rw", "z", "Z", "shared", "slave", "private", "rshared", "rslave", "rprivate",
+    "nocopy", "consistent", "cached", "delegated",
+}  # fmt: skip
+# Host paths whose mount hands a flow run the host (root-equivalent): warned about.
+HOST_HANDOVER_PATHS = ("/", "/proc", "/sys", "/dev", "/etc", "/boot", "/root", "/var/lib/docker")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOCKER_NETWORK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ENGINE_SCHEMES = ("unix", "tcp", "http", "https")
-
-
-def split_list(raw: str) -> List[str]:
-    """``a, b`` or one item per line: the items, stripped, empty ones dropped."""
-    return [item.strip() for item in re.split(r"[,\n]", raw) if item.strip()]
-
-
-def parse_pairs(items: Iterable[str]) -> Dict[str, str]:
-    """``KEY=VALUE`` items (the value may contain ``=``) as a mapping; the key is stripped."""
-    pairs: Dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"{item!r} is not KEY=VALUE")
-        pairs[key.strip()] = value
-    return pairs
 
 
 def check_name(value: str, what: str) -> str:
@@ -42,6 +35,8 @@ def check_name(value: str, what: str) -> str:
         raise ValueError(f"the {what} must not be empty")
     if _CONTROL.search(value):
         raise ValueError(f"{what} {value!r} contains control characters")
+    if len(value) > NAME_MAX:
+        raise ValueError(f"the {what} must be at most {NAME_MAX} characters ({len(value)} given)")
     return value
 
 
@@ -104,14 +99,46 @@ def check_engine_url(value: Optional[str]) -> Optional[str]:
 
 
 def check_volume(value: str) -> str:
-    """``SOURCE:TARGET[:MODE]`` or ``TARGET``, with an absolute container path."""
+    """``SOURCE:TARGET[:MODE]`` or ``TARGET``: an absolute container path; the source an
+    absolute host path or a volume name; modes Docker knows (``ro``, ``rw``, ``z``, ...)."""
     parts = value.split(":")
     if not 1 <= len(parts) <= 3 or not all(parts):
         raise ValueError(f"{value!r} is not a volume spec (SOURCE:TARGET[:MODE] or TARGET)")
     target = parts[1] if len(parts) > 1 else parts[0]
     if not target.startswith("/"):
         raise ValueError(f"{value!r}: the container path must be absolute")
+    if len(parts) > 1 and not (parts[0].startswith("/") or _VOLUME_NAME.match(parts[0])):
+        raise ValueError(
+            f"{value!r}: the source must be an absolute host path or a volume name "
+            "(a relative path means nothing to the Docker engine)"
+        )
+    if len(parts) == 3:
+        modes = parts[2].split(",")
+        unknown = [mode for mode in modes if mode not in _VOLUME_MODES]
+        if unknown or {"ro", "rw"} <= set(modes):
+            raise ValueError(
+                f"{value!r}: {parts[2]!r} is not a mount mode (ro or rw, and z, Z, "
+                "shared, slave, private, nocopy, ...)"
+            )
     return value
+
+
+def volume_warnings(volumes: List[str]) -> List[str]:
+    """What a flow run gets of the host through the agent's volumes, said loudly."""
+    warnings = []
+    for volume in volumes:
+        parts = volume.split(":")
+        if len(parts) < 2:
+            continue
+        source = parts[0].rstrip("/") or "/"
+        modes = parts[2].split(",") if len(parts) == 3 else []
+        if source in HOST_HANDOVER_PATHS or source.endswith("docker.sock"):
+            access = "read-only" if "ro" in modes else "read-write"
+            warnings.append(
+                f"BOOTSTRAP_DOCKER_VOLUMES gives every flow run the host's {source} "
+                f"({access}): whoever can register a flow controls this host"
+            )
+    return warnings
 
 
 def check_network(value: str) -> str:

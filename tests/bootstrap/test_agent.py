@@ -6,9 +6,11 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 from prefect.cli.agent import agent as prefect_agent_cli
 
 from bootstrap.agent import agent_launch, docker_base_url
+from bootstrap.errors import SettingsError
 from bootstrap.log import MASK
 from bootstrap.server import ApiConfig
 from bootstrap.settings import load_settings
@@ -43,7 +45,7 @@ def test_docker_agent_command_carries_every_setting() -> None:
     )
     launch = agent_launch(settings, API, TENANT, {})
     params = prefect_parse(launch.argv)
-    assert params["api"] == API.url
+    assert params["api"] is None  # in the environment instead (see below)
     assert params["tenant_id"] == TENANT
     assert params["name"] == "lume-agent"
     assert params["label"] == ("gpu", "lume")
@@ -122,3 +124,27 @@ def test_prefect_reads_the_flow_run_env_back_from_its_config(tmp_path: Path) -> 
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == {"A": "1", "QUOTES": 'it\'s "quoted"'}
+
+
+def test_the_api_url_and_its_credentials_never_reach_the_command_line(tmp_path: Path) -> None:
+    """The URL travels as PREFECT__CLOUD__API: the agent's prefect reads it from there."""
+    import subprocess
+    import sys
+
+    api = ApiConfig("https://bot:url-pass@prefect.example.org/graphql")
+    launch = agent_launch(load_settings({}), api, TENANT, {})
+    assert not any("prefect.example.org" in arg for arg in launch.command)  # ps shows argv
+    assert "url-pass" not in launch.render()
+    code = "import prefect; print(prefect.config.cloud.api)"
+    env = {**os.environ, **launch.env, "PREFECT__HOME_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == api.url
+
+
+def test_flow_run_variables_too_large_for_an_exec_are_a_settings_error() -> None:
+    huge = {f"V{i}": "x" * 1000 for i in range(140)}  # about 140 kB as one variable
+    with pytest.raises(SettingsError, match=r"BOOTSTRAP_AGENT_ENV.*Linux allows one variable"):
+        agent_launch(load_settings({"agent_env": huge}), API, TENANT, {})
+    agent_launch(load_settings({"agent_env": dict(list(huge.items())[:100])}), API, TENANT, {})

@@ -72,3 +72,33 @@ def test_the_root_phase_loads_nothing_of_the_run_phase() -> None:
     libraries = {"pydantic", "requests", "click", "yaml", "docker", "prefect"}
     assert not loaded & (run_phase | libraries)
     assert "bootstrap.engine" in loaded  # the one rule for the Docker engine it shares
+
+
+def test_the_root_owned_copy_in_the_image_is_complete(tmp_path: Path) -> None:
+    """The modules the Dockerfile copies for the root phase and the health check import
+    with nothing else: the standard library only, no site-packages (``python -I -S``)."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    dockerfile = (root / "prefect-agent-docker" / "Dockerfile").read_text()
+    block = re.search(r"^COPY (bootstrap/.*?/usr/local/lib/prefect-agent/bootstrap/)$",
+                      dockerfile, re.MULTILINE | re.DOTALL)  # fmt: skip
+    assert block, "no COPY of bootstrap modules for the root phase"
+    words = block.group(1).replace("\\", " ").split()
+    *sources, destination = words
+    assert destination == "/usr/local/lib/prefect-agent/bootstrap/"
+    (tmp_path / "bootstrap").mkdir()
+    for source in sources:
+        shutil.copy(root / source, tmp_path / "bootstrap")
+    shutil.copy(root / "prefect-agent-docker" / "root-step.py", tmp_path)
+    code = (
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); "
+        "import bootstrap.privileges, bootstrap.healthcheck; print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "ok", result.stderr

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.fixtures.docker import wait_for_health, wait_for_log
+from tests.fixtures.docker import HOST_SOCKET, socket_gid, wait_for_health, wait_for_log
 from tests.fixtures.net import free_port
 
 pytestmark = pytest.mark.docker
@@ -28,7 +28,8 @@ def start_agent(containers, image: str, prefect_api, port: int, **extra_env):
     return containers.run(
         image,
         environment=environment,
-        volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
+        volumes={HOST_SOCKET: {"bind": HOST_SOCKET, "mode": "rw"}},
+        group_add=[socket_gid()],
         healthcheck=FAST_HEALTHCHECK,  # the image's own check command, probed more often
     )
 

@@ -1,4 +1,6 @@
-"""A mounted Docker socket is usable by the non-root runtime user, whatever its group id."""
+"""A mounted Docker socket is usable by the non-root runtime user, whatever its group id:
+given with --group-add (the image runs as uid 1000), or added by the entrypoint when the
+container is started as root."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ def mount(path: str) -> dict:
     return {path: {"bind": SOCKET, "mode": "rw"}}
 
 
-def test_socket_with_a_group_the_image_does_not_know(
+def test_started_as_root_the_sockets_group_is_added_and_root_dropped(
     containers, any_image: str, docker_socket_proxy
 ) -> None:
     socket = docker_socket_proxy(uid=0, gid=UNKNOWN_GID, mode=0o660)
@@ -27,7 +29,7 @@ def test_socket_with_a_group_the_image_does_not_know(
     assert unknown.exit_code != 0  # the image has no group with that id
 
     result = containers.run_to_end(
-        any_image, ["python", "-c", LIST_CONTAINERS], volumes=mount(socket)
+        any_image, ["python", "-c", LIST_CONTAINERS], volumes=mount(socket), user="0"
     )
     assert result.exit_code == 0, result
     uid, *_ = result.stdout.split()
@@ -36,7 +38,7 @@ def test_socket_with_a_group_the_image_does_not_know(
     assert "0" not in result.stdout.split("[")[1].split("]")[0].split(", ")  # not root's group
 
 
-def test_started_non_root_with_group_add_works_too(
+def test_the_default_user_with_group_add_uses_the_socket(
     containers, any_image: str, docker_socket_proxy
 ) -> None:
     socket = docker_socket_proxy(uid=0, gid=UNKNOWN_GID, mode=0o660)
@@ -44,14 +46,13 @@ def test_started_non_root_with_group_add_works_too(
         any_image,
         ["python", "-c", LIST_CONTAINERS],
         volumes=mount(socket),
-        user="1000",
         group_add=[str(UNKNOWN_GID)],
     )
     assert result.exit_code == 0, result
     assert result.stdout.startswith("1000 ")
 
 
-def test_started_non_root_without_the_group_the_agent_explains(
+def test_without_the_group_the_agent_explains(
     containers, dev_image: str, docker_socket_proxy, prefect_api
 ) -> None:
     """No access to the socket: a clear message and a non-zero exit, not a traceback."""
@@ -59,7 +60,6 @@ def test_started_non_root_without_the_group_the_agent_explains(
     result = containers.run_to_end(
         dev_image,
         volumes=mount(socket),
-        user="1000",
         environment={"PREFECT__CLOUD__API": prefect_api.url, "BOOTSTRAP_WAIT_TIMEOUT": "10"},
     )
     assert result.exit_code == 5, result
@@ -74,7 +74,7 @@ def test_a_root_only_socket_keeps_root_rather_than_failing(
 ) -> None:
     socket = docker_socket_proxy(uid=0, gid=0, mode=0o600)
     result = containers.run_to_end(
-        any_image, ["python", "-c", LIST_CONTAINERS], volumes=mount(socket)
+        any_image, ["python", "-c", LIST_CONTAINERS], volumes=mount(socket), user="0"
     )
     assert result.exit_code == 0, result
     assert result.stdout.startswith("0 ")
@@ -82,6 +82,6 @@ def test_a_root_only_socket_keeps_root_rather_than_failing(
 
 
 def test_no_socket_mounted_drops_to_the_user(containers, any_image: str) -> None:
-    result = containers.run_to_end(any_image, ["id", "-u"])
+    result = containers.run_to_end(any_image, ["id", "-u"], user="0")
     assert result.exit_code == 0, result
     assert result.stdout.strip() == "1000"

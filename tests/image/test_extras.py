@@ -89,7 +89,7 @@ def user_kwargs(user):
 # Installed, cached, skipped ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("user", [None, "1000"], ids=["root-start", "non-root"])
+@pytest.mark.parametrize("user", ["0", None], ids=["root-start", "default-user"])
 def test_extras_are_installed_cached_and_skipped_on_restart(
     cache_volume, containers: Containers, prod_image, server, user
 ):
@@ -197,7 +197,7 @@ def test_bad_extras_stop_the_container_before_its_command(
     assert server.downloads() == []  # planning reads metadata only
 
 
-@pytest.mark.parametrize("user", [None, "1000"], ids=["root-start", "non-root"])
+@pytest.mark.parametrize("user", ["0", None], ids=["root-start", "default-user"])
 def test_a_pip_failure_after_the_conda_step_rolls_both_back(
     containers: Containers, docker_client, prod_image, server, user
 ):

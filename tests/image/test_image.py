@@ -50,8 +50,23 @@ def test_image_metadata(docker_client: docker.DockerClient, any_image: str) -> N
     assert labels["io.prefect.version"] == PREFECT_VERSION
     assert re.fullmatch(r"[0-9a-f]{40}|unknown", labels["org.opencontainers.image.revision"])
     assert config["StopSignal"] == "SIGINT"
-    assert config["Healthcheck"]["Test"] == ["CMD", "prefect-agent-bootstrap", "healthcheck"]
-    assert config["Entrypoint"][:3] == ["tini", "-g", "--"]
+    # Absolute paths to root-owned files only: PATH starts with /opt/prefect/bin, which the
+    # runtime user owns, and these may run as root (docker run --user 0).
+    assert config["Healthcheck"]["Test"] == [
+        "CMD",
+        "/usr/local/libexec/prefect-agent/python",
+        "-I",
+        "-S",
+        "/usr/local/lib/prefect-agent/root-step.py",
+        "healthcheck",
+    ]
+    assert config["Entrypoint"] == [
+        "/usr/local/libexec/prefect-agent/tini",
+        "-g",
+        "--",
+        "/usr/local/bin/prefect-agent-entrypoint",
+    ]
+    assert config["User"] == "1000"
     assert "EXTRA_CONDA_PACKAGES=" in config["Env"]
     assert "EXTRA_PIP_PACKAGES=" in config["Env"]
     assert "8080/tcp" in config["ExposedPorts"]

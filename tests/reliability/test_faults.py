@@ -13,7 +13,7 @@ import pytest
 from prefect.run_configs import DockerRun
 
 from tests.fixtures.agent_stand import FLOWS, FLOWS_IN_CONTAINER
-from tests.fixtures.docker import SocketProxy, wait_for_log
+from tests.fixtures.docker import HOST_SOCKET, SocketProxy, socket_gid, wait_for_log
 from tests.fixtures.net import free_port
 from tests.helpers.containers import assert_no_traceback
 from tests.helpers.figures import figure
@@ -72,7 +72,8 @@ def test_server_down_at_start_the_bootstrap_waits_then_goes_on(
     container = containers.run(
         dev_image,
         environment=agent_environment(prefect_api, BOOTSTRAP_WAIT_TIMEOUT="90"),
-        volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
+        volumes={HOST_SOCKET: {"bind": HOST_SOCKET, "mode": "rw"}},
+        group_add=[socket_gid()],
     )
     wait_for_log(container, r"not ready \(attempt 3: ", timeout=60)
     prefect_api.start()
@@ -201,6 +202,7 @@ def test_an_engine_that_does_not_answer_exits_5(
         dev_image,
         environment=agent_environment(prefect_api),
         volumes={str(proxy.path): {"bind": "/var/run/docker.sock", "mode": "rw"}},
+        group_add=[str(UNKNOWN_GID)],
     )
     assert result.exit_code == 5, result
     assert "the Docker engine at unix:///var/run/docker.sock does not answer" in result.output
@@ -222,6 +224,7 @@ def test_the_engine_goes_away_under_a_running_agent_and_comes_back(
     try:
         agent = stand.start_agent(
             volumes={str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
+            group_add=[str(UNKNOWN_GID)],
             DOCKER_HOST=f"unix://{SOCKET_DIR_IN_CONTAINER}/docker.sock",
         )
         ready = time.monotonic()
@@ -271,7 +274,8 @@ def test_a_socket_file_replaced_on_the_host_is_not_seen_through_a_file_mount(
     proxies = [SocketProxy(socket_path).chown(0, UNKNOWN_GID, 0o660)]
     try:
         agent = docker_agent_stand.start_agent(
-            volumes={str(socket_path): {"bind": "/var/run/docker.sock", "mode": "rw"}}
+            volumes={str(socket_path): {"bind": "/var/run/docker.sock", "mode": "rw"}},
+            group_add=[str(UNKNOWN_GID)],
         )
         assert healthcheck(agent) == (0, "ok")
         proxies[0].close()
@@ -326,6 +330,7 @@ def test_after_six_failed_heartbeats_prefect_says_shutting_down_but_polls_on(
                 "DOCKER_HOST": engine,
             },
             volumes={str(socket_dir): {"bind": SOCKET_DIR_IN_CONTAINER, "mode": "rw"}},
+            group_add=[str(UNKNOWN_GID)],
         )
         wait_for_log(agent, AGENT_READY, timeout=90)
         proxies[0].close()

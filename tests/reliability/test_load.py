@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.fixtures.docker import wait_for_log
+from tests.fixtures.docker import HOST_SOCKET, socket_gid, wait_for_log
 from tests.fixtures.net import free_port
 from tests.helpers.containers import assert_no_traceback
 from tests.helpers.figures import figure
@@ -39,7 +39,8 @@ def test_eight_agents_starting_at_once_share_one_tenant_and_its_projects(
                 "BOOTSTRAP_AGENT_LABELS": "lume",
                 "BOOTSTRAP_AGENT_ADDRESS": f"http://:{port}",
             },
-            volumes={"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
+            volumes={HOST_SOCKET: {"bind": HOST_SOCKET, "mode": "rw"}},
+            group_add=[socket_gid()],
         )
 
     started = time.monotonic()

@@ -102,7 +102,7 @@ def test_stop_while_polling_with_a_run_in_flight(docker_agent_stand) -> None:
     api = stand.api
     listing = processes(agent)
     (init,) = [p for p in listing if p["init"]]
-    assert init["cmd"].startswith("tini ")
+    assert init["cmd"].startswith("/usr/local/libexec/prefect-agent/tini ")
     children = [p for p in listing if not p["init"]]
     assert children, listing
     assert all("-m bootstrap.launcher agent docker start" in p["cmd"] for p in children), listing

@@ -101,6 +101,7 @@ def test_a_lost_engine_beyond_the_limit_ends_the_container_with_exit_5(
     try:
         agent = docker_agent_stand.start_agent(
             volumes={str(socket_dir): {"bind": "/var/run/engine", "mode": "rw"}},
+            group_add=["4242"],
             DOCKER_HOST="unix:///var/run/engine/docker.sock",
             BOOTSTRAP_AGENT_API_OUTAGE_LIMIT="8",
             **FAST,

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Dict, Iterator, List
@@ -359,3 +360,23 @@ def test_extra_ca_certificate_errors(env, environ, tmp_path):
     environ["EXTRA_CA_CERT"] = str(tmp_path / "not.pem")
     with pytest.raises(ExtrasError, match="holds no PEM certificate"):
         install_extras(environ, prefix=env)
+
+
+def test_the_install_record_keeps_no_credentials(env, environ, repo):
+    """installed.json is readable by anyone in the container: requirement URLs lose their
+    user and password there."""
+    wheel = f"{repo.url.replace('http://', 'http://lume:rec0rd-pass@')}/files/tinydep-0.1.0-py3-none-any.whl"
+    environ["EXTRA_PIP_PACKAGES"] = f"--no-index {wheel}"
+    install_extras(environ, prefix=env)
+    record = (env / ".prefect-agent" / "extras" / "installed.json").read_text()
+    assert "rec0rd-pass" not in record
+    assert "lume:" not in record
+    assert "/files/tinydep-0.1.0-py3-none-any.whl" in record
+
+
+def test_a_ca_bundle_left_by_a_killed_install_is_removed(env, environ, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    leftover = tmp_path / "extras-ca-x1y2z3.pem"
+    leftover.write_text("-----BEGIN CERTIFICATE-----\n...")
+    install_extras(environ, prefix=env)  # no extras requested: the leftover still goes
+    assert not leftover.exists()

@@ -235,3 +235,35 @@ def test_without_the_template_prefect_sets_no_resources(monkeypatch, tmp_path) -
     command.main([], prog_name="prefect agent kubernetes start", standalone_mode=False)
     container = flow_container(built[0].generate_job_spec(flow_run()))
     assert container["resources"] == {"requests": {}, "limits": {}}
+
+
+def test_a_runs_own_job_template_is_held_to_the_flow_run_policy(monkeypatch, tmp_path) -> None:
+    """A KubernetesRun's job_template replaces the agent's: the launcher's hook checks the
+    Job prefect builds from it before anything is submitted."""
+    from bootstrap.agent import flow_run_policy
+    from bootstrap.launcher import hooks
+    from bootstrap.launcher.policy import PolicyRefusal
+
+    # the hook patches prefect's class for the process: restored when the test ends
+    monkeypatch.setattr(KubernetesAgent, "generate_job_spec", KubernetesAgent.generate_job_spec)
+    agent = agent_from_bootstrap(monkeypatch, tmp_path, **JOB_SETTINGS)
+    hooks.install_policy("kubernetes", flow_run_policy(load_settings(JOB_SETTINGS)))
+    assert flow_container(agent.generate_job_spec(flow_run()))["name"] == "flow"  # ours passes
+    escalating = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {
+            "template": {
+                "spec": {
+                    "hostPID": True,
+                    "containers": [{"name": "flow", "securityContext": {"privileged": True}}],
+                    "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+                }
+            }
+        },
+    }
+    with pytest.raises(PolicyRefusal, match="rule 'host-namespaces': hostPID"):
+        agent.generate_job_spec(flow_run(KubernetesRun(job_template=escalating)))
+    other_account = KubernetesRun(service_account_name="cluster-admin")
+    with pytest.raises(PolicyRefusal, match="rule 'service-account'"):
+        agent.generate_job_spec(flow_run(other_account))

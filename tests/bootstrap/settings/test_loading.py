@@ -23,10 +23,15 @@ def error_of(**cli) -> str:
     return str(info.value)
 
 
-def test_defaults_are_a_docker_agent_on_all_interfaces() -> None:
+def test_defaults_are_a_docker_agent_on_loopback_and_kubernetes_on_all_interfaces() -> None:
     settings = load_settings()
     assert settings.agent_type is AgentType.docker
-    assert settings.agent_address == "http://:8080"
+    # the health check runs inside the container; nothing outside needs (or may poke) the port
+    assert settings.health_address() == "http://127.0.0.1:8080"
+    assert load_settings({"agent_type": "local"}).health_address() == "http://127.0.0.1:8080"
+    # the kubelet probes the pod's own address
+    assert load_settings({"agent_type": "kubernetes"}).health_address() == "http://:8080"
+    assert load_settings({"agent_address": "http://:9000"}).health_address() == "http://:9000"
     assert settings.tenant == "default"
     assert settings.tenant_slug == "default"
     assert settings.projects == []

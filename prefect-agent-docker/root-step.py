@@ -1,0 +1,25 @@
+"""The steps of the bootstrap that may run as root, run safely.
+
+Installed root-owned in /usr/local/lib/prefect-agent (with a root-owned copy of the
+standard-library-only bootstrap modules it needs) and run with the base image's own,
+root-owned interpreter in isolated mode (``python -I -S``: no site-packages, no PYTHON*
+variables, no user site): nothing the runtime user can write is loaded.
+
+    root-step.py drop-root CMD...   drop root, then the bootstrap's entrypoint runs CMD
+    root-step.py healthcheck        the image's HEALTHCHECK
+"""
+
+import sys
+
+sys.path.insert(0, "/usr/local/lib/prefect-agent")
+
+step, *args = sys.argv[1:] or ["healthcheck"]
+if step == "drop-root":
+    from bootstrap.privileges import main
+
+    sys.exit(main(args))
+if step == "healthcheck":
+    from bootstrap.healthcheck import main
+
+    sys.exit(main())
+sys.exit(f"root-step.py: unknown step {step!r}")

@@ -1,0 +1,82 @@
+"""bootstrap.settings.rules: the value rules, and the settings that use them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bootstrap.errors import SettingsError
+from bootstrap.settings import load_settings
+from bootstrap.settings.rules import check_volume, volume_warnings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("BOOTSTRAP_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("tenant", "x" * 256),  # the server stores at most 255
+        ("tenant", "lu\x85me"),  # C1 control (NEL)
+        ("tenant", "lume\u202eecivres"),  # right-to-left override: reads as something else
+        ("projects", ["models\u2066"]),
+        ("agent_labels", ["gpu\u200f"]),
+        ("agent_name", "agent\x9b"),
+    ],
+)
+def test_names_and_labels_refuse_overlong_and_control_characters(setting, value) -> None:
+    with pytest.raises(SettingsError, match=r"control characters|at most 255"):
+        load_settings({setting: value})
+
+
+def test_a_name_of_255_characters_is_fine() -> None:
+    assert load_settings({"tenant": "x" * 255}).tenant == "x" * 255
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("/a:/b:xyz", "is not a mount mode"),
+        ("/a:/b:ro,rw", "is not a mount mode"),
+        ("./data:/data", "absolute host path or a volume name"),
+        ("data/sub:/data", "absolute host path or a volume name"),
+        ("/a:b", "container path must be absolute"),
+        ("/a:/b:ro:x", "is not a volume spec"),
+    ],
+)
+def test_malformed_volume_specs_are_refused(spec, problem) -> None:
+    with pytest.raises(ValueError, match=problem):
+        check_volume(spec)
+    with pytest.raises(SettingsError, match=r"BOOTSTRAP_DOCKER_VOLUMES|--docker-volumes"):
+        load_settings({"docker_volumes": [spec]})
+
+
+@pytest.mark.parametrize("spec", ["/data:/data", "/data:/data:ro,z", "cache:/cache", "/scratch"])
+def test_good_volume_specs_pass(spec) -> None:
+    assert check_volume(spec) == spec
+
+
+def test_volumes_that_hand_over_the_host_are_warned_about() -> None:
+    warnings = volume_warnings(
+        ["/:/host:ro", "/var/run/docker.sock:/var/run/docker.sock", "/etc:/etc", "/data:/data"]
+    )
+    assert len(warnings) == 3
+    assert "the host's / (read-only)" in warnings[0]
+    assert "docker.sock (read-write)" in warnings[1]
+    assert all("whoever can register a flow controls this host" in w for w in warnings)
+
+
+def test_flow_run_policy_settings() -> None:
+    settings = load_settings(
+        {"flow_run_allow": ["devices", "binds"], "flow_run_allowed_paths": ["/data"]}
+    )
+    assert settings.flow_run_allow == ["devices", "binds"]
+    with pytest.raises(SettingsError, match="is not a flow-run policy rule"):
+        load_settings({"flow_run_allow": ["gpus"]})
+    with pytest.raises(SettingsError, match="is not an absolute host path"):
+        load_settings({"flow_run_allowed_paths": ["data"]})

@@ -1,0 +1,62 @@
+"""``make run``, for real: the agent container it starts, and how it is started."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.fixtures.docker import socket_gid, wait_for_log
+from tests.fixtures.net import free_port
+from tests.helpers.flow_runs import AGENT_READY
+
+pytestmark = pytest.mark.docker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def run_name(docker_client):
+    """A name for the container, and (as make's IMAGE) for its cache volume; both removed."""
+    name = f"pa-test-make-run-{uuid.uuid4().hex[:8]}"
+    yield name
+    subprocess.run(["make", "-C", str(ROOT), "stop", f"RUN_NAME={name}"], capture_output=True)
+    with contextlib.suppress(docker.errors.NotFound):
+        docker_client.volumes.get(f"{name}-cache").remove(force=True)
+
+
+def test_make_run_starts_a_hardened_agent_with_a_restart_policy(
+    docker_client, docker_cli, prod_image, prefect_api, run_name
+) -> None:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("BOOTSTRAP_", "PREFECT__", "EXTRA_", "PIP_", "CONDA_"))
+    }
+    environment.update(
+        PREFECT__CLOUD__API=prefect_api.url,
+        BOOTSTRAP_AGENT_ADDRESS=f"http://127.0.0.1:{free_port()}",
+        DOCKER=docker_cli,
+    )
+    result = subprocess.run(
+        ["make", "-C", str(ROOT), "run", f"RUN_NAME={run_name}", f"RUN_IMAGE={prod_image}",
+         "RUN_FOLLOW=false", f"IMAGE={run_name}"],
+        env=environment, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    container = docker_client.containers.get(run_name)
+    wait_for_log(container, AGENT_READY, timeout=120)
+    host = container.attrs["HostConfig"]
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 5}
+    assert host["GroupAdd"] == [socket_gid()]
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["NetworkMode"] == "host"
+    assert container.attrs["Config"]["User"] == "1000"
+    (agent,) = prefect_api.agents()
+    assert agent["type"] == "DockerAgent"
