@@ -119,6 +119,23 @@ def healthcheck() -> None:
     sys.exit(healthcheck_main())
 
 
+@cli.group("extras")
+def extras_group() -> None:
+    """Extra packages (EXTRA_CONDA_PACKAGES, EXTRA_PIP_PACKAGES): the core they may not change."""
+
+
+@extras_group.command()
+def protected() -> None:
+    """Print the image's core: the distributions extra packages may not change, at their
+    versions, and what needs each (the bootstrap, prefect, LUME's packages)."""
+    from bootstrap.extras.core import core_of
+    from bootstrap.extras.environment import inspect_env
+    from bootstrap.extras.variables import ExtrasEnv
+
+    for line in core_of(inspect_env(ExtrasEnv.read(os.environ).prefix)).describe():
+        click.echo(line)
+
+
 @cli.group("kubernetes")
 def kubernetes_group() -> None:
     """Run the agent in Kubernetes: its manifests and the flow-run Job template."""

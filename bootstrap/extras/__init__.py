@@ -30,8 +30,14 @@ from typing import Any, List, Mapping, Optional
 
 from bootstrap.errors import ExtrasError
 from bootstrap.extras import fingerprint, journal, proc
+from bootstrap.extras.core import (
+    ALLOW_CORE_CHANGES_VAR,
+    CoreChangeError,
+    allow_core_changes,
+    core_of,
+)
 from bootstrap.extras.plan import Installer, InstallPlan
-from bootstrap.extras.variables import APT_VAR, PREFIX_VAR, ExtrasEnv
+from bootstrap.extras.variables import APT_VAR, CONDA_VAR, PIP_VAR, PREFIX_VAR, ExtrasEnv
 from bootstrap.log import logger, register_secrets
 from bootstrap.secrets import url_credentials, without_credentials
 
@@ -173,6 +179,17 @@ def _install(env: ExtrasEnv, installer_env, conda_request, pip_request, started:
     )
 
     target = inspect_env(prefix, python)
+    core = core_of(target)
+    if allow_core_changes(env.environ):
+        logger.warning(
+            "%s is set: extra packages may replace the image's core (%d distributions the "
+            "bootstrap, prefect and LUME's packages need); the agent may not start",
+            ALLOW_CORE_CHANGES_VAR,
+            len(core.pins),
+        )
+    else:
+        for step in steps:
+            step.installer.protect(core)
     # The journal opens before planning: planners touch the environment too (uv's .lock).
     transaction = journal.Journal.begin(prefix)
     planning = True
@@ -186,6 +203,10 @@ def _install(env: ExtrasEnv, installer_env, conda_request, pip_request, started:
                 step.plan.seconds,
                 step.plan.changes.describe(),
             )
+            conflicts = core.changes_to(step.plan.changes)
+            if conflicts and not allow_core_changes(env.environ):
+                variable = CONDA_VAR if step.installer.kind == "conda" else PIP_VAR
+                raise CoreChangeError(variable, step.request.describe(), conflicts)
         details = {  # for people reading the file: no credentials (it is world-readable)
             "conda": [without_credentials(spec) for spec in conda_request.specs]
             if conda_request
@@ -217,6 +238,7 @@ def _install(env: ExtrasEnv, installer_env, conda_request, pip_request, started:
                 step.installer.name,
                 seconds,
             )
+        _check(env, installer_env, python, core)
         fingerprint.write(prefix, digest, details)
         commit_seconds = transaction.commit()
     except BaseException as exc:
@@ -226,6 +248,23 @@ def _install(env: ExtrasEnv, installer_env, conda_request, pip_request, started:
         time.monotonic() - started,
         transaction.begin_seconds,
         commit_seconds,
+    )
+
+
+def _check(env: ExtrasEnv, installer_env, python: Path, core) -> None:
+    """The installed packages agree with each other and the core still imports; else the
+    install is rolled back (raise)."""
+    from bootstrap.extras.check import check_environment
+    from bootstrap.extras.pip import choose_pip_installer
+
+    started = time.monotonic()
+    checker = choose_pip_installer(env.environ, env.prefix, python, dict(installer_env))
+    problem = check_environment(python, checker.tool, checker.path, core, checker.env)
+    if problem:
+        raise ExtrasError(f"the extra packages broke the environment: {problem}")
+    logger.info(
+        "Checked the environment in %.2f s: consistent, the core imports",
+        time.monotonic() - started,
     )
 
 

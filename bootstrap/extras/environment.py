@@ -16,15 +16,31 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 _SCRIPT = r"""
-import importlib.metadata as md, json, platform, sys, sysconfig
+import importlib.metadata as md, json, os, platform, sys, sysconfig
 paths = sysconfig.get_paths()
 sites = list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
 dists = []
 for dist in md.distributions(path=sites):
     name = dist.metadata["Name"]
     if name:
-        dists.append([name, dist.version, str(getattr(dist, "_path", ""))])
-result = {"version": platform.python_version(), "purelib": paths["purelib"], "dists": dists}
+        dists.append([name, dist.version, str(getattr(dist, "_path", "")), dist.requires or []])
+# PEP 508 marker values of this interpreter (as packaging.markers.default_environment has them)
+info = sys.implementation
+markers = {
+    "implementation_name": info.name,
+    "implementation_version": "{0.major}.{0.minor}.{0.micro}".format(info.version),
+    "os_name": os.name,
+    "platform_machine": platform.machine(),
+    "platform_release": platform.release(),
+    "platform_system": platform.system(),
+    "platform_version": platform.version(),
+    "python_full_version": platform.python_version(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]),
+    "sys_platform": sys.platform,
+}
+result = {"version": platform.python_version(), "purelib": paths["purelib"], "dists": dists,
+          "markers": markers}
 """
 
 
@@ -49,6 +65,10 @@ class TargetEnv:
     purelib: Path
     # canonical name -> (version, .dist-info directory)
     distributions: Dict[str, Tuple[str, Path]] = field(default_factory=dict)
+    # canonical name -> its requirements (PEP 508 strings, markers unevaluated)
+    requires: Dict[str, List[str]] = field(default_factory=dict)
+    names: Dict[str, str] = field(default_factory=dict)  # canonical -> as the project spells it
+    markers: Dict[str, str] = field(default_factory=dict)  # the interpreter's marker values
 
     def dist_files(self, name: str) -> List[Path]:
         """Files of an installed distribution, from its RECORD (absolute paths)."""
@@ -89,9 +109,12 @@ def inspect_env(prefix: Path, python: Optional[Path] = None) -> TargetEnv:
             [str(python), "-c", script], capture_output=True, text=True, check=True
         )
         data = json.loads(result.stdout)
-    distributions: Dict[str, Tuple[str, Path]] = {}
-    for name, version, path in data["dists"]:
+    target = TargetEnv(prefix, python, data["version"], Path(data["purelib"]))
+    target.markers = data["markers"]
+    for name, version, path, requires in data["dists"]:
         key = canonical_name(name)
-        if key not in distributions and path:
-            distributions[key] = (version, Path(path))
-    return TargetEnv(prefix, python, data["version"], Path(data["purelib"]), distributions)
+        if key not in target.distributions and path:
+            target.distributions[key] = (version, Path(path))
+            target.requires[key] = list(requires)
+            target.names[key] = name
+    return target

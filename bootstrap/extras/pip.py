@@ -13,12 +13,14 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from bootstrap.errors import ExtrasError
 from bootstrap.extras import proc
+from bootstrap.extras.core import Core, CoreChangeError
 from bootstrap.extras.environment import TargetEnv, canonical_name
 from bootstrap.extras.plan import (
     Changes,
@@ -163,10 +165,14 @@ def pip_env_options(request: PipRequest, environ: Mapping[str, str]) -> PipReque
     return PipRequest(request.options + tuple(extra), request.requirements)
 
 
-def uv_argv(uv: str, python: str, request: PipRequest, dry_run: bool) -> List[str]:
+def uv_argv(
+    uv: str, python: str, request: PipRequest, dry_run: bool, constraint: Optional[str] = None
+) -> List[str]:
     argv = [uv, "pip", "install", "--python", python]
     if dry_run:
         argv.append("--dry-run")
+    if constraint:
+        argv += ["--constraint", constraint]
     for name, value in request.options:
         argv.extend(_UV_FLAGS[name])
         if value is not None:
@@ -174,10 +180,14 @@ def uv_argv(uv: str, python: str, request: PipRequest, dry_run: bool) -> List[st
     return [*argv, *request.requirements]
 
 
-def pip_argv(python: str, request: PipRequest, dry_run: bool) -> List[str]:
+def pip_argv(
+    python: str, request: PipRequest, dry_run: bool, constraint: Optional[str] = None
+) -> List[str]:
     argv = [python, "-m", "pip", "install", "--no-input", "--progress-bar", "off"]
     if dry_run:
         argv.append("--dry-run")
+    if constraint:
+        argv += ["--constraint", constraint]
     for name, value in request.options:
         argv.append(f"--{name}")
         if value is not None:
@@ -233,6 +243,21 @@ class PipInstaller(CommandInstaller):
     def __init__(self, tool: str, path: str, python: Path, env: Mapping[str, str]):
         super().__init__(tool, path, env)  # tool: "uv" or "pip"
         self.python = python
+        self.core: Optional[Core] = None
+        self.constraint: Optional[str] = None  # a file pinning the core
+
+    def protect(self, core: Core) -> None:
+        """Resolve with the core held at its versions (a constraints file)."""
+        self.core = core
+        handle, self.constraint = tempfile.mkstemp(prefix="extras-core-", suffix=".txt")
+        with os.fdopen(handle, "w") as constraints:
+            constraints.write(core.constraints())
+
+    def close(self, force: bool = False) -> None:
+        if self.constraint:
+            with contextlib.suppress(OSError):
+                os.unlink(self.constraint)
+            self.constraint = None
 
     def describe(self) -> str:
         """``uv 0.13.8`` / ``pip 23.0.1``, for the log."""
@@ -253,22 +278,28 @@ class PipInstaller(CommandInstaller):
         words = result.stdout.split()
         return " ".join(words[:2]) if words else self.tool
 
-    def _argv(self, request: PipRequest, dry_run: bool) -> List[str]:
+    def _argv(self, request: PipRequest, dry_run: bool, protected: bool = True) -> List[str]:
+        constraint = self.constraint if protected else None
         if self.tool == "uv":
-            return uv_argv(self.path, str(self.python), pip_env_options(request, self.env), dry_run)
-        return pip_argv(str(self.python), request, dry_run)
+            options = pip_env_options(request, self.env)
+            return uv_argv(self.path, str(self.python), options, dry_run, constraint)
+        return pip_argv(str(self.python), request, dry_run, constraint)
+
+    def _changes(self, result: proc.Completed) -> Changes:
+        if self.tool == "uv":
+            return parse_uv_dry_run(result.stderr + "\n" + result.stdout)
+        return parse_pip_dry_run(result.stdout)
 
     def plan(self, request: PipRequest, target: TargetEnv) -> PipPlan:
-        result = proc.run(self._argv(request, dry_run=True), self.env)
+        label = f"Planning the pip step ({self.tool})"
+        result = proc.run(self._argv(request, dry_run=True), self.env, progress=label)
         if result.returncode != 0:
+            self._explain_core_conflict(request, result)
             raise ExtrasError(
                 f"{PIP_VAR}: {self.tool} cannot install {request.describe()}:\n"
                 f"{installer_message(result.output)}"
             )
-        if self.tool == "uv":
-            changes = parse_uv_dry_run(result.stderr + "\n" + result.stdout)
-        else:
-            changes = parse_pip_dry_run(result.stdout)
+        changes = self._changes(result)
         backups: List[Path] = []
         # Whatever the plan installs under a name that is installed replaces it: keep a copy.
         for name, _ in changes.install + changes.remove:
@@ -276,8 +307,23 @@ class PipInstaller(CommandInstaller):
                 backups.extend(target.dist_files(name))
         return PipPlan(request, changes, backups, result.seconds)
 
+    def _explain_core_conflict(self, request: PipRequest, protected: proc.Completed) -> None:
+        """The plan held to the core failed: would it work by changing the core? Then say
+        so (what it would change, who needs the core as it is, the installer's reason)."""
+        if self.core is None:
+            return
+        free = proc.run(self._argv(request, dry_run=True, protected=False), self.env)
+        if free.returncode != 0:
+            return  # fails anyway: the request itself is the problem
+        conflicts = self.core.changes_to(self._changes(free))
+        if conflicts:
+            raise CoreChangeError(
+                PIP_VAR, request.describe(), conflicts, installer_message(protected.output, 12)
+            )
+
     def apply(self, plan: PipPlan) -> float:
-        result = proc.run(self._argv(plan.request, dry_run=False), self.env)
+        label = f"Installing the pip step ({self.tool})"
+        result = proc.run(self._argv(plan.request, dry_run=False), self.env, progress=label)
         if result.returncode != 0:
             raise ExtrasError(
                 f"{PIP_VAR}: {self.tool} failed to install {plan.request.describe()}:\n"

@@ -130,6 +130,9 @@ class Installer(Protocol):
     def describe(self) -> str:
         """The installer and its version, for the log."""
 
+    def protect(self, core) -> None:
+        """Hold ``core`` (bootstrap.extras.core.Core) at its versions while resolving."""
+
     def plan(self, request, target: TargetEnv) -> InstallPlan:
         """What installing ``request`` would change; raise ExtrasError if it cannot."""
 
@@ -156,6 +159,9 @@ class CommandInstaller:
     @property
     def identity(self) -> str:
         return f"{self.tool}:{proc.executable_identity(self.path)}"
+
+    def protect(self, core) -> None:
+        """Nothing to do: the plan is checked against the core once made."""
 
     def close(self, force: bool = False) -> None:
         """Nothing to end: each run is over when plan or apply returns."""

@@ -52,6 +52,7 @@ class Rattler:
         self.prefix = prefix
         self.env = env
         self.python = python
+        self.core = None  # bootstrap.extras.core.Core: for the refusal's wording
         self.process: Optional[subprocess.Popen] = None
         self.stderr: Optional[IO[bytes]] = None
 
@@ -65,6 +66,11 @@ class Rattler:
         from importlib.metadata import version
 
         return f"py-rattler {version('py-rattler')}"
+
+    def protect(self, core) -> None:
+        """What is installed is pinned in the solve already (see rattler_worker): a spec that
+        would change the core cannot be solved. Kept to name the core in the refusal."""
+        self.core = core
 
     def _send(self, message: str) -> None:
         if self.process is None or self.process.stdin is None:
@@ -122,9 +128,15 @@ class Rattler:
             raise
         if not answer.get("ok"):
             self.close()
+            error = answer.get("error", "").strip()
+            conflicts = self.core.mentioned_in(error) if self.core is not None else []
+            if conflicts:
+                from bootstrap.extras.core import CoreChangeError
+
+                raise CoreChangeError(CONDA_VAR, request.describe(), conflicts, error)
             raise ExtrasError(
                 f"{CONDA_VAR}: rattler cannot install {request.describe()} from "
-                f"{', '.join(message['channels'])}:\n{answer.get('error', '').strip()}"
+                f"{', '.join(message['channels'])}:\n{error}"
             )
         changes = Changes(install=[tuple(item) for item in answer["install"]])
         return InstallPlan(request, changes, [], time.monotonic() - started)
