@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from bootstrap import rundir
 from bootstrap.engine import docker_engine_url
 from bootstrap.errors import PreflightError, SettingsError
+from bootstrap.flowrun import FlowRunAdditions, proxy_environment
 from bootstrap.kubernetes import job_template
 from bootstrap.launcher.config import CONFIG_ENV, LauncherConfig
 from bootstrap.launcher.policy import Policy
@@ -129,11 +130,17 @@ def agent_launch(
     environ: Mapping[str, str],
     work_dir: Optional[str] = None,
     startup_seconds: Optional[Mapping[str, float]] = None,
+    additions: Optional[FlowRunAdditions] = None,
+    secret_env: Optional[Mapping[str, str]] = None,
 ) -> AgentLaunch:
     """Build ``prefect agent <type> start ...`` and its environment from the settings.
 
     ``work_dir``: where a Kubernetes agent's rendered Job template is to be written
     (default: the run directory). ``startup_seconds``: the bootstrap's steps, for metrics.
+    ``additions``: what every flow run gets besides (bootstrap.flowrun: the CA file);
+    ``secret_env``: flow-run variables read from files (agent_env_files), secret all.
+    The proxy variables of ``environ`` reach the agent and every flow run, with the
+    Prefect Server (and the cluster's services) added to NO_PROXY.
     """
     kind = settings.agent_type
     argv: List[str] = ["prefect", "agent", kind.value, "start"]
@@ -158,7 +165,7 @@ def agent_launch(
             argv.append("--no-pull")
         if settings.show_flow_logs:
             argv.append("--show-flow-logs")
-        for volume in settings.docker_volumes:
+        for volume in [*settings.docker_volumes, *(additions.volumes if additions else [])]:
             argv += ["--volume", volume]
         for network in settings.docker_networks:
             argv += ["--network", network]
@@ -183,19 +190,31 @@ def agent_launch(
         if not settings.local_hostname_label:
             argv.append("--no-hostname-label")
 
+    proxies = proxy_environment(environ, api.url, kind is AgentType.kubernetes)
     env: Dict[str, str] = {
         "PREFECT__BACKEND": "server",
         "PREFECT__CLOUD__API": api.url,
         "PREFECT__CLOUD__TENANT_ID": tenant_id,
+        **proxies,  # the agent's own NO_PROXY gets the server too
     }
-    if settings.agent_env:
-        env[FLOW_RUN_ENV] = json.dumps(settings.agent_env, sort_keys=True)
+    if api.api_key:  # also when it came from PREFECT__CLOUD__API_KEY_FILE
+        env["PREFECT__CLOUD__API_KEY"] = api.api_key
+    flow_run_env = {
+        **proxies,
+        **(additions.env if additions else {}),
+        **settings.agent_env,
+        **(secret_env or {}),
+    }
+    if flow_run_env:
+        env[FLOW_RUN_ENV] = json.dumps(flow_run_env, sort_keys=True)
         check_env_size(FLOW_RUN_ENV, env[FLOW_RUN_ENV])
     env[CONFIG_ENV] = launcher_config(settings, environ, startup_seconds or {}).to_env()
+    secrets = settings.secret_values() + url_credentials([api.url, *proxies.values()])
+    secrets += [value for value in (secret_env or {}).values() if value]
     return AgentLaunch(
         tuple(argv),
         env,
-        tuple(settings.secret_values() + url_credentials([api.url])),
+        tuple(secrets),
         template,
         local_url(settings.health_address(), "/api/health"),
     )

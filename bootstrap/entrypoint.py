@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from bootstrap.errors import BootstrapError
+from bootstrap.errors import BootstrapError, ExtrasError, SettingsError
 from bootstrap.extras import install_extras
+from bootstrap.extras.tls import command_environment
+from bootstrap.extras.variables import CA_VAR
 from bootstrap.log import configure_logging, logger, register_secrets
 from bootstrap.privileges import RUNTIME_USER_ENV, docker_socket_path, drop_privileges
+from bootstrap.rundir import ensure_run_dir
 from bootstrap.secrets import environment_secrets
 from bootstrap.timings import timed
 
@@ -54,7 +57,21 @@ def prepare(environ: Mapping[str, str]) -> None:
     logger.debug("Entrypoint started (uid %d): preparing the container", os.getuid())
     drop_privileges(env.runtime_user, env.docker_socket)
     with timed("extras"):
-        install_extras(environ)
+        overlay = install_extras(environ)
+    if overlay is not None:  # a read-only environment: the command finds the extras first
+        os.environ.update(overlay.environment(os.environ))
+    os.environ.update(trust_extra_ca(environ))
+
+
+def trust_extra_ca(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """EXTRA_CA_CERT for the command too (the agent, a flow run behind the same proxy)."""
+    value = (environ.get(CA_VAR) or "").strip()
+    if not value:
+        return {}
+    try:
+        return command_environment(value, ensure_run_dir(environ), environ)
+    except (ExtrasError, OSError) as exc:
+        raise SettingsError(f"{CA_VAR}: cannot make the command trust it ({exc})") from None
 
 
 def exec_command(argv: Sequence[str]) -> None:

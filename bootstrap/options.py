@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import json
+import typing
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -24,6 +26,16 @@ def pairs_option(ctx: click.Context, param: click.Parameter, values: Tuple[str, 
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
+def json_option(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Any:
+    """Callback of an option taking a JSON object (e.g. a pod affinity)."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", ctx=ctx, param=param) from None
+
+
 def _settings_option(name: str) -> Callable:
     field = Settings.__fields__[name]
     flag = "--" + name.replace("_", "-")
@@ -34,6 +46,8 @@ def _settings_option(name: str) -> Callable:
         return click.option(
             flag, name, multiple=True, callback=pairs_option, metavar="KEY=VALUE", help=help_text
         )
+    if typing.get_origin(field.outer_type_) is dict:  # an object: one JSON value
+        return click.option(flag, name, callback=json_option, metavar="JSON", help=help_text)
     if field.shape != 1:  # a list
         return click.option(flag, name, multiple=True, help=help_text)
     return click.option(flag, name, default=None, help=help_text)

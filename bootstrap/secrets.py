@@ -8,6 +8,7 @@ manifests and the extras step all ask these questions. Standard library only.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Iterable, List, Mapping
 from urllib.parse import urlsplit, urlunsplit
@@ -115,4 +116,22 @@ def environment_secrets(environ: Mapping[str, str]) -> List[str]:
         flow_run_env = {}
     if isinstance(flow_run_env, dict):
         found += flow_run_env_secrets({str(k): str(v) for k, v in flow_run_env.items()})
+    key_file = environ.get("PREFECT__CLOUD__API_KEY_FILE")
+    if key_file:
+        with contextlib.suppress(ValueError):  # reported where the key is used
+            found.append(read_secret_file(key_file, "PREFECT__CLOUD__API_KEY_FILE"))
     return [value for value in found if value]
+
+
+def read_secret_file(path: str, what: str) -> str:
+    """A secret from a file (a Docker or Kubernetes secret mounted as one), without its
+    trailing newline. Raises ValueError naming ``what`` (never the content)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = handle.read().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise ValueError(f"{what}: cannot read {path} ({reason})") from None
+    if not value:
+        raise ValueError(f"{what}: {path} is empty")
+    return value

@@ -15,8 +15,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import requests
 
-from bootstrap.errors import ApiError, ServerUnavailableError
-from bootstrap.secrets import redact_url
+from bootstrap.errors import ApiError, ServerUnavailableError, SettingsError
+from bootstrap.secrets import read_secret_file, redact_url
 
 # Prefect 1.x defaults (prefect/config.toml): [server] host, port; [cloud] api = server.endpoint.
 DEFAULT_SERVER_HOST = "http://localhost"
@@ -78,7 +78,25 @@ def resolve_api(environ: Mapping[str, str]) -> ApiConfig:
         host = _prefect_env(environ, "PREFECT__SERVER__HOST") or DEFAULT_SERVER_HOST
         port = _prefect_env(environ, "PREFECT__SERVER__PORT") or DEFAULT_SERVER_PORT
         url = f"{host}:{port}"
-    return ApiConfig(url=url, api_key=_prefect_env(environ, "PREFECT__CLOUD__API_KEY"))
+    return ApiConfig(url=url, api_key=api_key(environ))
+
+
+API_KEY_ENV = "PREFECT__CLOUD__API_KEY"
+
+
+def api_key(environ: Mapping[str, str]) -> Optional[str]:
+    """The API key: PREFECT__CLOUD__API_KEY, or the file PREFECT__CLOUD__API_KEY_FILE names
+    (a Docker or Kubernetes secret), as docker-library images read ``*_FILE`` variables."""
+    key = _prefect_env(environ, API_KEY_ENV)
+    path = environ.get(f"{API_KEY_ENV}_FILE")
+    if not path:
+        return key
+    if key:
+        raise SettingsError(f"set {API_KEY_ENV} or {API_KEY_ENV}_FILE, not both")
+    try:
+        return read_secret_file(path, f"{API_KEY_ENV}_FILE")
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 class GraphQLErrors(ApiError):

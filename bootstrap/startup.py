@@ -11,10 +11,19 @@ from typing import Dict, Mapping, Optional
 from urllib.parse import urlsplit
 
 from bootstrap.agent import AgentLaunch, agent_launch, exec_agent
-from bootstrap.errors import BootstrapError
+from bootstrap.engine import docker_engine_url
+from bootstrap.errors import BootstrapError, SettingsError
+from bootstrap.flowrun import (
+    NO_PROXY_VARIABLES,
+    FlowRunAdditions,
+    ca_for_docker_flow_runs,
+    no_proxy,
+    own_mounts,
+)
 from bootstrap.log import logger, register_secrets
 from bootstrap.preflight import preflight
 from bootstrap.projects import ensure_projects
+from bootstrap.secrets import read_secret_file
 from bootstrap.server import PrefectApi, resolve_api
 from bootstrap.settings import AgentType, Settings
 from bootstrap.settings.rules import volume_warnings
@@ -24,8 +33,12 @@ from bootstrap.wait import wait_for_server
 
 
 def connect(environ: Mapping[str, str]) -> PrefectApi:
-    """A client for the server Prefect's configuration names (its key masked in logs)."""
+    """A client for the server Prefect's configuration names (its key masked in logs). With
+    proxy variables set, the server stays direct (NO_PROXY), for this process and the agent."""
     config = resolve_api(environ)
+    bypass = no_proxy(environ, config.url, kubernetes=False)
+    if bypass is not None and environ is os.environ:
+        os.environ.update({name: bypass for name in NO_PROXY_VARIABLES})
     if config.api_key:
         register_secrets([config.api_key])
         parts = urlsplit(config.url)
@@ -89,10 +102,36 @@ def launch_agent(
     """Check that the agent can run here, then decide how to start it (nothing written)."""
     with timed("preflight"):
         preflight(settings, environ)
+    additions = FlowRunAdditions()
     if settings.agent_type is AgentType.docker:
         for warning in volume_warnings(settings.docker_volumes):
             logger.warning("%s", warning)
-    return agent_launch(settings, api.config, tenant, environ, startup_seconds=STEPS)
+        mounts = own_mounts(docker_engine_url(settings.docker_base_url, environ))
+        additions = ca_for_docker_flow_runs(environ, mounts)
+    for warning in additions.warnings:
+        logger.warning("%s", warning)
+    secret_env = read_env_files(settings)
+    return agent_launch(
+        settings,
+        api.config,
+        tenant,
+        environ,
+        startup_seconds=STEPS,
+        additions=additions,
+        secret_env=secret_env,
+    )
+
+
+def read_env_files(settings: Settings) -> Dict[str, str]:
+    """agent_env_files: each flow-run variable's value from its file (masked from now on)."""
+    values: Dict[str, str] = {}
+    for name, path in settings.agent_env_files.items():
+        try:
+            values[name] = read_secret_file(path, f"BOOTSTRAP_AGENT_ENV_FILES {name}")
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+    register_secrets(values.values())
+    return values
 
 
 def run(settings: Settings, environ: Optional[Mapping[str, str]] = None) -> None:

@@ -5,6 +5,7 @@
 #   build.sh install-locked PREFIX LOCK [OVERRIDE...]
 #   build.sh slim PREFIX                        drop test suites; bytecode for hot paths only
 #   build.sh install-lume-services PREFIX LOCK REPOSITORY VERSION
+#   build.sh share-with-group PREFIX            group 0 may do what the owner may (OpenShift)
 #   build.sh with-ca COMMAND...                 run COMMAND trusting the extra CA, if any
 #
 # The extra CA certificate (for TLS-intercepting proxies) arrives as the BuildKit secret
@@ -122,13 +123,21 @@ PY
     rm -f "$archive"
 }
 
-command=${1:?usage: build.sh create-env|install-locked|slim|install-lume-services|with-ca ...}
+share_with_group() {
+    # The image's runtime user owns the environment; any uid in group 0 (OpenShift runs every
+    # container as a random uid in group 0) may install extras into it too.
+    chgrp -R 0 "$1"
+    chmod -R g=u "$1"
+}
+
+command=${1:?usage: build.sh create-env|install-locked|slim|install-lume-services|share-with-group|with-ca ...}
 shift
 case "$command" in
     create-env) create_env "$@" ;;
     install-locked) install_locked "$@" ;;
     slim) slim "$@" ;;
     install-lume-services) install_lume_services "$@" ;;
+    share-with-group) share_with_group "$@" ;;
     with-ca) with_ca "$@" ;;
     *) die "unknown step '$command'" ;;
 esac

@@ -8,6 +8,9 @@
 # the runtime user could have written runs as root (PATH puts /opt/prefect/bin, which the
 # runtime user owns, first: hence the absolute paths here).
 set -eu
+# What this container creates stays writable by group 0: an arbitrary uid in group 0
+# (OpenShift) and the runtime user share the environment and the caches.
+umask 0002
 if [ "$(/usr/bin/id -u)" = 0 ]; then
     exec /usr/local/libexec/prefect-agent/python -I -S \
         /usr/local/lib/prefect-agent/root-step.py drop-root "$@"

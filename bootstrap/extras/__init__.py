@@ -29,13 +29,14 @@ from pathlib import Path
 from typing import Any, List, Mapping, Optional
 
 from bootstrap.errors import ExtrasError
-from bootstrap.extras import fingerprint, journal, proc
+from bootstrap.extras import fingerprint, journal, overlay, proc
 from bootstrap.extras.core import (
     ALLOW_CORE_CHANGES_VAR,
     CoreChangeError,
     allow_core_changes,
     core_of,
 )
+from bootstrap.extras.overlay import Overlay
 from bootstrap.extras.plan import Installer, InstallPlan
 from bootstrap.extras.variables import APT_VAR, CONDA_VAR, PIP_VAR, PREFIX_VAR, ExtrasEnv
 from bootstrap.log import logger, register_secrets
@@ -63,16 +64,19 @@ class Step:
         return self.plan is not None and not self.plan.changes.empty
 
 
-def install_extras(environ: Mapping[str, str], prefix: Optional[Path] = None) -> None:
+def install_extras(environ: Mapping[str, str], prefix: Optional[Path] = None) -> Optional[Overlay]:
     """Install EXTRA_CONDA_PACKAGES and EXTRA_PIP_PACKAGES into the runtime environment
-    (``$PREFECT_ENV``, else this interpreter's prefix), or raise ExtrasError."""
+    (``$PREFECT_ENV``, else this interpreter's prefix), or raise ExtrasError.
+
+    Returns the overlay the command must find first on its PYTHONPATH when the environment
+    is read-only (:mod:`bootstrap.extras.overlay`), else None."""
     started = time.monotonic()
     env = ExtrasEnv.read(environ, prefix)
     from bootstrap.extras.tls import remove_leftover_bundles
 
     remove_leftover_bundles()  # a docker kill mid-install leaves one behind
     if not env.requested and not journal.pending(env.prefix):
-        return
+        return None
     if env.apt:
         raise ExtrasError(
             f"{APT_VAR} is not supported: the container runs as a non-root user and Debian "
@@ -95,11 +99,11 @@ def install_extras(environ: Mapping[str, str], prefix: Optional[Path] = None) ->
         with proc.signals_raise(), journal.locked(env.prefix):
             _recover(env.prefix)
             if conda_request is None and pip_request is None:
-                return
+                return None
             from bootstrap.extras.tls import ca_bundle
 
             with ca_bundle(env.ca_cert) as ca_env:
-                _install(env, {**environ, **ca_env}, conda_request, pip_request, started)
+                return _install(env, {**environ, **ca_env}, conda_request, pip_request, started)
     except proc.Interrupted as exc:
         raise ExtrasInterrupted(
             f"stopped by {exc.name} while preparing extra packages; nothing was changed"
@@ -146,10 +150,21 @@ def _steps(env: ExtrasEnv, installer_env: Mapping[str, str], conda_request, pip_
     return steps
 
 
-def _install(env: ExtrasEnv, installer_env, conda_request, pip_request, started: float) -> None:
+def _install(
+    env: ExtrasEnv, installer_env, conda_request, pip_request, started: float
+) -> Optional[Overlay]:
     from bootstrap.extras.environment import inspect_env, python_of
 
     prefix = env.prefix
+    target = inspect_env(prefix, python_of(prefix))
+    core = core_of(target)
+    if not overlay.writable(prefix, target):
+        digest = fingerprint.digest(
+            conda_request, "", pip_request, "uv", env.environ, core.constraints()
+        )
+        return overlay.install(
+            prefix, target, core, env.environ, installer_env, conda_request, pip_request, digest
+        )
     steps = _steps(env, installer_env, conda_request, pip_request)
     by_kind = {step.installer.kind: step.installer for step in steps}
     python = python_of(prefix)
@@ -178,8 +193,6 @@ def _install(env: ExtrasEnv, installer_env, conda_request, pip_request, started:
         ),
     )
 
-    target = inspect_env(prefix, python)
-    core = core_of(target)
     if allow_core_changes(env.environ):
         logger.warning(
             "%s is set: extra packages may replace the image's core (%d distributions the "

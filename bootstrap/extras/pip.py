@@ -165,6 +165,18 @@ def pip_env_options(request: PipRequest, environ: Mapping[str, str]) -> PipReque
     return PipRequest(request.options + tuple(extra), request.requirements)
 
 
+def uv_options(request: PipRequest, skip: Tuple[str, ...] = ()) -> List[str]:
+    """The request's options as uv flags (leaving out those named in ``skip``)."""
+    argv: List[str] = []
+    for name, value in request.options:
+        if name in skip:
+            continue
+        argv.extend(_UV_FLAGS[name])
+        if value is not None:
+            argv.append(value)
+    return argv
+
+
 def uv_argv(
     uv: str, python: str, request: PipRequest, dry_run: bool, constraint: Optional[str] = None
 ) -> List[str]:
@@ -173,11 +185,15 @@ def uv_argv(
         argv.append("--dry-run")
     if constraint:
         argv += ["--constraint", constraint]
-    for name, value in request.options:
-        argv.extend(_UV_FLAGS[name])
-        if value is not None:
-            argv.append(value)
-    return [*argv, *request.requirements]
+    return [*argv, *uv_options(request), *request.requirements]
+
+
+def requirements_file(request: PipRequest) -> str:
+    """What the request asks for as a requirements file (``uv pip compile``'s input)."""
+    lines = list(request.requirements)
+    lines += [f"-r {value}" for name, value in request.options if name == "requirement"]
+    lines += [f"-e {value}" for name, value in request.options if name == "editable"]
+    return "".join(f"{line}\n" for line in lines)
 
 
 def pip_argv(

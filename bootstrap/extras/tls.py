@@ -1,6 +1,7 @@
-"""EXTRA_CA_CERT for the installers: a temporary bundle of the system CAs plus the extra
-certificate (a TLS-intercepting proxy's, a private index's), handed to the installer
-processes only, and deleted afterwards."""
+"""EXTRA_CA_CERT (a TLS-intercepting proxy's CA, a private index's): for the installers, a
+temporary bundle of the system CAs plus the extra certificate, deleted afterwards; for the
+command the entrypoint starts (the agent, a flow run), the same bundle in the run directory
+for as long as it runs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, Mapping
 
 from bootstrap.errors import ExtrasError
 from bootstrap.extras.variables import CA_VAR
@@ -72,6 +73,29 @@ def ca_bundle(value: str) -> Iterator[Dict[str, str]]:
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+COMMAND_BUNDLE = "ca-bundle.pem"
+# What the command's TLS clients read: OpenSSL (urllib, httpx), requests (prefect, docker).
+COMMAND_CA_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+
+
+def command_environment(value: str, directory: Path, environ: Mapping[str, str]) -> Dict[str, str]:
+    """For EXTRA_CA_CERT ``value``: a bundle of the system CAs plus it, written to
+    ``directory``, and the variables pointing the command's TLS clients at it (those the
+    operator did not set). Nothing for an empty value."""
+    if not value:
+        return {}
+    wanted = [name for name in COMMAND_CA_VARIABLES if not environ.get(name)]
+    if not wanted:
+        return {}
+    extra = read_extra_ca(value)
+    path = directory / COMMAND_BUNDLE
+    fd, temporary = tempfile.mkstemp(prefix=f".{COMMAND_BUNDLE}-", dir=directory)
+    with os.fdopen(fd, "w") as bundle:
+        bundle.write(system_bundle().rstrip("\n") + "\n" + extra.strip() + "\n")
+    os.replace(temporary, path)
+    return {name: str(path) for name in wanted}
 
 
 def remove_leftover_bundles() -> None:

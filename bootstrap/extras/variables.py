@@ -12,7 +12,7 @@ PIP_VAR = "EXTRA_PIP_PACKAGES"
 APT_VAR = "EXTRA_APT_PACKAGES"
 CONDA_INSTALLER_VAR = "EXTRA_CONDA_INSTALLER"  # auto | mamba | micromamba | conda | rattler
 PIP_INSTALLER_VAR = "EXTRA_PIP_INSTALLER"  # auto | uv | pip
-CA_VAR = "EXTRA_CA_CERT"  # a PEM file (or PEM text) trusted by the installers only
+CA_VAR = "EXTRA_CA_CERT"  # a PEM file (or PEM text) the installers and the command trust
 PREFIX_VAR = "PREFECT_ENV"  # the runtime environment (the image sets it)
 
 

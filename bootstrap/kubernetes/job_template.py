@@ -16,8 +16,10 @@ How prefect 1.2.4 uses a template (``KubernetesAgent.generate_job_spec``):
   each when set;
 - ``serviceAccountName`` / ``imagePullSecrets``: the agent's ``--service-account-name`` /
   ``--image-pull-secrets`` (the same settings) or the run config's replace them;
-- labels, ``securityContext`` and ``envFrom`` are left as they are; the agent adds its
-  ``prefect.io/*`` labels and a ``restartPolicy`` of ``Never`` if there is none.
+- labels, ``securityContext``, ``envFrom``, ``volumes`` and ``volumeMounts``,
+  ``nodeSelector``, ``tolerations``, ``affinity`` and ``priorityClassName`` are left as
+  they are; the agent adds its ``prefect.io/*`` labels and a ``restartPolicy`` of ``Never``
+  if there is none. (A ``KubernetesRun`` with its own ``job_template`` replaces all this.)
 """
 
 from __future__ import annotations
@@ -56,13 +58,19 @@ def job_template(settings: Settings) -> Dict[str, Any]:
         {"cpu": settings.kubernetes_job_cpu_limit, "memory": settings.kubernetes_job_memory_limit},
     )
     container["securityContext"] = pod.container_security_context(settings)
+    volumes, mounts = pod.job_volumes(settings)
+    if mounts:
+        container["volumeMounts"] = mounts
 
     pod_spec: Dict[str, Any] = {"restartPolicy": "Never"}
     if settings.kubernetes_service_account_name:
         pod_spec["serviceAccountName"] = settings.kubernetes_service_account_name
     pod_spec.update(pod.pull_secrets(settings))
+    pod_spec.update(pod.job_scheduling(settings))
     pod_spec["securityContext"] = pod.pod_security_context(settings)
     pod_spec["containers"] = [container]
+    if volumes:
+        pod_spec["volumes"] = volumes
 
     metadata: Dict[str, Any] = {"labels": dict(labels)}
     if settings.kubernetes_namespace:

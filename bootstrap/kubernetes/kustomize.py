@@ -14,6 +14,7 @@ FILES = {
     "Role": "role.yaml",
     "RoleBinding": "rolebinding.yaml",
     "Deployment": "deployment.yaml",
+    "NetworkPolicy": "networkpolicy.yaml",
 }
 
 HEADER = (

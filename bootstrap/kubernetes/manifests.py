@@ -1,6 +1,7 @@
-"""The manifests deploying the Kubernetes agent: ServiceAccount, Role, RoleBinding and a
+"""The manifests deploying the Kubernetes agent: ServiceAccount, Role, RoleBinding, a
 Deployment running this image with its own entrypoint (extras, tenant and projects happen
-in the pod too) and the bootstrap settings as ``BOOTSTRAP_*`` variables. Pure."""
+in the pod too) and the bootstrap settings as ``BOOTSTRAP_*`` variables, and a
+NetworkPolicy if asked for. Pure."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bootstrap.secrets import flow_run_env_secrets, redact_url, url_credentials
 from bootstrap.server import resolve_api
 from bootstrap.settings import ENV_PREFIX, AgentType, Settings, env_name
 from bootstrap.settings.encoding import changed, encode
+from bootstrap.settings.kubernetes_pod_rules import env_from_entry
 from bootstrap.settings.rules import is_env_name
 
 AGENT_CONTAINER = "agent"
@@ -49,6 +51,14 @@ MANIFEST_ONLY_SETTINGS = frozenset(
         "kubernetes_api_key_secret",
         "kubernetes_api_key_secret_key",
         "kubernetes_prefect_api",
+        "kubernetes_agent_env_from",
+        "kubernetes_agent_node_selector",
+        "kubernetes_agent_tolerations",
+        "kubernetes_agent_affinity",
+        "kubernetes_agent_priority_class",
+        "kubernetes_agent_read_only_root",
+        "kubernetes_network_policy",
+        "kubernetes_monitoring_namespace",
     }
 )
 # Docker and local agent settings mean nothing in the pod.
@@ -148,6 +158,7 @@ def deployment(
         "image": image,
         **pod.pull_policy(settings),
         "env": env,
+        **env_from(settings),
         "ports": ports,
         "startupProbe": pod.probe(pod.LIVENESS_PATH, "http", 10, startup_failures),
         "livenessProbe": pod.probe(pod.LIVENESS_PATH, "http", 30, 3),
@@ -162,8 +173,13 @@ def deployment(
                 "memory": settings.kubernetes_agent_memory_limit,
             },
         ),
-        "securityContext": pod.container_security_context(settings),
+        "securityContext": pod.container_security_context(
+            settings, read_only_root=settings.kubernetes_agent_read_only_root
+        ),
     }
+    volumes, mounts = pod.agent_scratch(settings)
+    if mounts:
+        container["volumeMounts"] = mounts
     labels = pod.agent_labels(settings)
     return {
         "apiVersion": "apps/v1",
@@ -180,10 +196,44 @@ def deployment(
                     "serviceAccountName": settings.kubernetes_name,
                     "automountServiceAccountToken": True,  # the agent talks to the API
                     **pod.pull_secrets(settings),
+                    **pod.agent_scheduling(settings),
                     "securityContext": pod.pod_security_context(settings),
                     "containers": [container],
+                    **({"volumes": volumes} if volumes else {}),
                 },
             },
+        },
+    }
+
+
+def env_from(settings: Settings) -> Dict[str, Any]:
+    """The agent's variables from Secrets and ConfigMaps (kubernetes_agent_env_from)."""
+    sources = [env_from_entry(item) for item in settings.kubernetes_agent_env_from]
+    return {"envFrom": sources} if sources else {}
+
+
+def network_policy(settings: Settings) -> Dict[str, Any]:
+    """Ingress to the agent pod: none but the kubelet's probes (which NetworkPolicies do not
+    govern: traffic from the pod's own node is always allowed) and, if given, pods of the
+    monitoring namespace, on the agent's ports. Egress is not restricted: the agent must
+    reach the Prefect Server and the Kubernetes API, wherever they are."""
+    ports = [{"protocol": "TCP", "port": "http"}]
+    if settings.metrics_port:
+        ports.append({"protocol": "TCP", "port": "metrics"})
+    ingress: List[Dict[str, Any]] = []
+    if settings.kubernetes_monitoring_namespace:
+        namespace = {"kubernetes.io/metadata.name": settings.kubernetes_monitoring_namespace}
+        ingress.append(
+            {"from": [{"namespaceSelector": {"matchLabels": namespace}}], "ports": ports}
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": pod.metadata(settings, settings.kubernetes_agent_namespace),
+        "spec": {
+            "podSelector": {"matchLabels": pod.selector_labels(settings)},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
         },
     }
 
@@ -241,17 +291,21 @@ def role_binding(settings: Settings) -> Dict[str, Any]:
 def manifests(
     settings: Settings, api_url: str, extra_env: Optional[Mapping[str, str]] = None
 ) -> List[Dict[str, Any]]:
-    """ServiceAccount, Role, RoleBinding, Deployment (in the order to apply them)."""
+    """ServiceAccount, Role, RoleBinding, Deployment and, if asked for, a NetworkPolicy (in
+    the order to apply them)."""
     extra_env = dict(extra_env or {})
     require_image(settings)
     agent_port(settings)
     check_manifest_settings(settings, extra_env)
-    return [
+    objects = [
         service_account(settings),
         role(settings),
         role_binding(settings),
         deployment(settings, api_url, extra_env),
     ]
+    if settings.kubernetes_network_policy:
+        objects.append(network_policy(settings))
+    return objects
 
 
 def for_environment(

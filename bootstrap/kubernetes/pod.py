@@ -3,9 +3,10 @@ resources, image pull settings, probes. Pure: settings in, plain dicts out."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from bootstrap.settings import Settings
+from bootstrap.settings.kubernetes_pod_rules import parse_volume, volume_source
 
 MANAGED_BY = "prefect-agent-bootstrap"
 LIVENESS_PATH = "/api/health"  # the poll loop and the engine are alive (bootstrap.launcher)
@@ -67,8 +68,8 @@ def pod_security_context(settings: Settings) -> Dict[str, Any]:
     }
 
 
-def container_security_context(settings: Settings) -> Dict[str, Any]:
-    return {
+def container_security_context(settings: Settings, read_only_root: bool = False) -> Dict[str, Any]:
+    context: Dict[str, Any] = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "privileged": False,
@@ -76,6 +77,30 @@ def container_security_context(settings: Settings) -> Dict[str, Any]:
         "runAsUser": settings.kubernetes_run_as_user,
         "runAsGroup": settings.kubernetes_run_as_group,
     }
+    if read_only_root:
+        context["readOnlyRootFilesystem"] = True
+    return context
+
+
+# What the agent writes on a read-only root (the image's own writable places), each an
+# emptyDir with a size limit: name -> (mount path, sizeLimit).
+AGENT_SCRATCH = {
+    "tmp": ("/tmp", "1Gi"),  # noqa: S108 - the pod's own emptyDir; the run directory
+    "cache": ("/var/cache/prefect-agent", "2Gi"),  # installers' caches
+    "state": ("/var/lib/prefect-agent", "2Gi"),  # the extras overlay (EXTRA_PIP_PACKAGES)
+    "home": ("/home/prefect", "256Mi"),  # ~/.prefect
+}
+
+
+def agent_scratch(settings: Settings) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """The agent pod's emptyDirs and their mounts, when its root is read-only."""
+    if not settings.kubernetes_agent_read_only_root:
+        return [], []
+    volumes = [
+        {"name": name, "emptyDir": {"sizeLimit": size}} for name, (_, size) in AGENT_SCRATCH.items()
+    ]
+    mounts = [{"name": name, "mountPath": path} for name, (path, _) in AGENT_SCRATCH.items()]
+    return volumes, mounts
 
 
 def pull_policy(settings: Settings) -> Dict[str, str]:
@@ -95,3 +120,56 @@ def probe(path: str, port_name: str, period: int, failures: int) -> Dict[str, An
         "timeoutSeconds": 5,
         "failureThreshold": failures,
     }
+
+
+def scheduling(
+    node_selector: Mapping[str, str],
+    tolerations: Sequence[Mapping[str, Any]],
+    affinity: Optional[Mapping[str, Any]],
+    priority_class: Optional[str],
+) -> Dict[str, Any]:
+    """Where a pod may run: the pod spec's nodeSelector, tolerations, affinity and
+    priorityClassName, those that are set."""
+    spec: Dict[str, Any] = {}
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        spec["tolerations"] = [dict(toleration) for toleration in tolerations]
+    if affinity:
+        spec["affinity"] = dict(affinity)
+    if priority_class:
+        spec["priorityClassName"] = priority_class
+    return spec
+
+
+def agent_scheduling(settings: Settings) -> Dict[str, Any]:
+    return scheduling(
+        settings.kubernetes_agent_node_selector,
+        settings.kubernetes_agent_tolerations,
+        settings.kubernetes_agent_affinity,
+        settings.kubernetes_agent_priority_class,
+    )
+
+
+def job_scheduling(settings: Settings) -> Dict[str, Any]:
+    return scheduling(
+        settings.kubernetes_job_node_selector,
+        settings.kubernetes_job_tolerations,
+        settings.kubernetes_job_affinity,
+        settings.kubernetes_job_priority_class,
+    )
+
+
+def job_volumes(settings: Settings) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
+    """The flow-run pod's ``volumes`` and its container's ``volumeMounts``."""
+    volumes: List[Dict[str, Any]] = []
+    mounts: List[Dict[str, Any]] = []
+    for index, item in enumerate(settings.kubernetes_job_volumes):
+        spec = parse_volume(item)
+        name = f"volume-{index}"
+        volumes.append({"name": name, **volume_source(spec)})
+        mount: Dict[str, Any] = {"name": name, "mountPath": spec.mount_path}
+        if spec.read_only:
+            mount["readOnly"] = True
+        mounts.append(mount)
+    return volumes, mounts

@@ -1,7 +1,9 @@
 """Bootstrap settings: ``BOOTSTRAP_*`` variables, CLI options, or a YAML file.
 
-- :mod:`~bootstrap.settings.model`: every setting, its default and which rule applies;
-- :mod:`~bootstrap.settings.rules`, :mod:`~bootstrap.settings.kubernetes_rules`: the rules;
+- :mod:`~bootstrap.settings.model` (with :mod:`~bootstrap.settings.kubernetes_model`):
+  every setting, its default and which rule applies;
+- :mod:`~bootstrap.settings.rules`, :mod:`~bootstrap.settings.kubernetes_rules`,
+  :mod:`~bootstrap.settings.kubernetes_pod_rules`: the rules;
 - :mod:`~bootstrap.settings.loading`: sources, precedence, error messages;
 - :mod:`~bootstrap.settings.encoding`: settings back into values (the parser's inverse).
 
@@ -10,6 +12,7 @@ Prefect's own configuration (:mod:`bootstrap.server`), so the bootstrap and the 
 starts always talk to the same server.
 """
 
+from bootstrap.settings.kubernetes_model import PullPolicy
 from bootstrap.settings.loading import SETTINGS_FILE_ENV, load_settings, read_settings_file
 from bootstrap.settings.model import (
     ENV_PREFIX,
@@ -17,7 +20,6 @@ from bootstrap.settings.model import (
     LogFormat,
     LogLevel,
     ProjectSpec,
-    PullPolicy,
     Settings,
     env_name,
 )

@@ -108,6 +108,14 @@ def check_labels(labels: Mapping[str, str]) -> Dict[str, str]:
     return dict(labels)
 
 
+def check_selector(labels: Mapping[str, str]) -> Dict[str, str]:
+    """A nodeSelector: label keys and values to match."""
+    for key, value in labels.items():
+        check_label_key(key)
+        check_label_value(key, value)
+    return dict(labels)
+
+
 def check_secret_key(value: str) -> str:
     """A key inside a Secret's data."""
     if len(value) > DNS_SUBDOMAIN_MAX or not _SECRET_KEY.match(value):

@@ -1,42 +1,42 @@
 """The settings model: every bootstrap setting, its default, its description and its rule.
 
-The rules themselves live in :mod:`~bootstrap.settings.rules` and
-:mod:`~bootstrap.settings.kubernetes_rules`; this module only says which rule applies to
-which setting. Where values come from (options, environment, YAML file) is
-:mod:`~bootstrap.settings.loading`.
+The Kubernetes settings are :mod:`~bootstrap.settings.kubernetes_model`'s. The rules
+themselves live in :mod:`~bootstrap.settings.rules` (and ``kubernetes_*rules``); this module
+only says which rule applies to which setting. Where values come from (options,
+environment, YAML file) is :mod:`~bootstrap.settings.loading`.
 """
 
 from __future__ import annotations
 
-import itertools
 from enum import Enum
 from functools import partial
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from pydantic import BaseModel, BaseSettings, Field, validator
 from slugify import slugify
 
 from bootstrap.launcher.policy import ALL, RULES
 from bootstrap.secrets import flow_run_env_secrets
-from bootstrap.settings import kubernetes_rules as k8s
 from bootstrap.settings import rules
+from bootstrap.settings.kubernetes_model import KubernetesSettings
+from bootstrap.settings.validation import optional, rule
 from bootstrap.values import parse_value
 
 ENV_PREFIX = "BOOTSTRAP_"
 # Mapping settings (KEY=VALUE items in the environment and as options).
-MAPPING_SETTINGS = ("agent_env", "kubernetes_labels")
+MAPPING_SETTINGS = (
+    "agent_env",
+    "agent_env_files",
+    "kubernetes_labels",
+    "kubernetes_agent_node_selector",
+    "kubernetes_job_node_selector",
+)
 
 
 class AgentType(str, Enum):
     docker = "docker"
     kubernetes = "kubernetes"
     local = "local"
-
-
-class PullPolicy(str, Enum):
-    Always = "Always"
-    IfNotPresent = "IfNotPresent"
-    Never = "Never"
 
 
 class LogLevel(str, Enum):
@@ -51,24 +51,6 @@ class LogFormat(str, Enum):
     json = "json"
 
 
-_RULE_NUMBERS = itertools.count()
-
-
-def _rule(*fields: str, check: Callable[[Any], Any], each_item: bool = False, pre: bool = False):
-    """A validator that applies ``check`` to the value of each of ``fields``."""
-
-    def apply(cls: Any, value: Any) -> Any:
-        return check(value)
-
-    # pydantic keys a field's validators by function name: each rule needs its own.
-    apply.__name__ = apply.__qualname__ = f"rule_{next(_RULE_NUMBERS)}"
-    return validator(*fields, each_item=each_item, pre=pre, allow_reuse=True)(apply)
-
-
-def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: None if value is None else check(value)
-
-
 class ProjectSpec(BaseModel):
     """A Prefect project to create in the tenant if it does not exist yet."""
 
@@ -78,11 +60,12 @@ class ProjectSpec(BaseModel):
     class Config:
         extra = "forbid"
 
-    _name = _rule("name", check=partial(rules.check_name, what="project name"))
+    _name = rule("name", check=partial(rules.check_name, what="project name"))
 
 
-class Settings(BaseSettings):
-    """Everything the bootstrap needs besides Prefect's own configuration."""
+class AgentSettings(BaseSettings):
+    """The tenant, projects, agent and Docker settings, with their rules (a rule on a list
+    item must sit in the class that declares the list: pydantic 1 does not pass it on)."""
 
     # Tenant and projects ------------------------------------------------------------------
     tenant: str = Field("default", description="Tenant name; created if missing.")
@@ -108,6 +91,11 @@ class Settings(BaseSettings):
     agent_env: Dict[str, str] = Field(
         default_factory=dict,
         description="Environment variables set on every flow run (KEY=VALUE items).",
+    )
+    agent_env_files: Dict[str, str] = Field(
+        default_factory=dict,
+        description="Secret variables set on every flow run, each read from a file (NAME=PATH "
+        "items: Docker and Kubernetes secrets mounted as files); never logged.",
     )
     agent_address: Optional[str] = Field(
         None,
@@ -168,126 +156,18 @@ class Settings(BaseSettings):
         None, description="Docker API timeout in seconds (Prefect's default: 60)."
     )
 
-    # Kubernetes agent --------------------------------------------------------------------
-    kubernetes_namespace: Optional[str] = Field(
-        None, description="Namespace for flow-run Jobs (Prefect's default: default)."
-    )
-    kubernetes_job_template: Optional[str] = Field(
-        None, description="Path or URL of the flow-run Job template."
-    )
-    kubernetes_service_account_name: Optional[str] = Field(
-        None, description="Service account for flow-run Jobs."
-    )
-    kubernetes_image_pull_secrets: List[str] = Field(
-        default_factory=list, description="Image pull secrets for flow-run Jobs."
-    )
-    kubernetes_delete_finished_jobs: bool = Field(
-        True, description="Delete flow-run Jobs once they finish."
-    )
-    # Kubernetes manifests and the flow-run Job template (bootstrap/kubernetes/) -----------
-    kubernetes_image: Optional[str] = Field(
-        None,
-        description="Image of the agent Deployment and default image of flow-run Jobs "
-        "(required by 'kubernetes manifest').",
-    )
-    kubernetes_image_pull_policy: Optional[PullPolicy] = Field(
-        None, description="Always, IfNotPresent or Never (default: Kubernetes' own)."
-    )
-    kubernetes_name: str = Field(
-        "prefect-agent",
-        description="Name of the agent's Deployment, ServiceAccount, Role and RoleBinding.",
-    )
-    kubernetes_agent_namespace: str = Field(
-        "default", description="Namespace of the agent's Deployment and ServiceAccount."
-    )
-    kubernetes_labels: Dict[str, str] = Field(
-        default_factory=dict,
-        description="Labels added to the manifests and to flow-run Jobs (KEY=VALUE items).",
-    )
-    kubernetes_agent_cpu_request: Optional[str] = Field(
-        "100m", description="Agent container CPU request (empty: none)."
-    )
-    kubernetes_agent_cpu_limit: Optional[str] = Field(
-        "1", description="Agent container CPU limit (empty: none)."
-    )
-    kubernetes_agent_memory_request: Optional[str] = Field(
-        "256Mi", description="Agent container memory request (empty: none)."
-    )
-    kubernetes_agent_memory_limit: Optional[str] = Field(
-        "1Gi", description="Agent container memory limit (empty: none)."
-    )
-    kubernetes_job_cpu_request: Optional[str] = Field(
-        "500m", description="Flow-run container CPU request; a KubernetesRun's overrides it."
-    )
-    kubernetes_job_cpu_limit: Optional[str] = Field(
-        None, description="Flow-run container CPU limit; a KubernetesRun's overrides it."
-    )
-    kubernetes_job_memory_request: Optional[str] = Field(
-        "512Mi", description="Flow-run container memory request; a KubernetesRun's overrides it."
-    )
-    kubernetes_job_memory_limit: Optional[str] = Field(
-        None, description="Flow-run container memory limit; a KubernetesRun's overrides it."
-    )
-    kubernetes_job_env_secrets: List[str] = Field(
-        default_factory=list,
-        description="Secrets whose keys become environment variables of flow-run containers.",
-    )
-    kubernetes_run_as_user: int = Field(
-        1000, description="Non-root uid of the agent and flow-run containers."
-    )
-    kubernetes_run_as_group: int = Field(
-        1000, description="Gid of the agent and flow-run containers."
-    )
-    kubernetes_api_key_secret: Optional[str] = Field(
-        None, description="Secret holding the Prefect API key, if the server needs one."
-    )
-    kubernetes_api_key_secret_key: str = Field(
-        "api-key", description="Key of the Prefect API key in that Secret."
-    )
-    kubernetes_prefect_api: Optional[str] = Field(
-        None,
-        description="Prefect API URL as the agent pod reaches it (default: the URL "
-        "PREFECT__CLOUD__API / PREFECT__SERVER__* give here).",
-    )
-
-    # Local agent -------------------------------------------------------------------------
-    local_import_paths: List[str] = Field(
-        default_factory=list, description="Import paths added to local flow runs."
-    )
-    local_hostname_label: bool = Field(
-        False,
-        description="Add the hostname as a label (off: a container's hostname is random).",
-    )
-
-    class Config:
-        env_prefix = ENV_PREFIX
-        case_sensitive = False
-        extra = "forbid"
-        validate_assignment = True
-
-        @classmethod
-        def parse_env_var(cls, field_name: str, raw: str) -> Any:
-            """Lists: JSON or ``a,b``; mappings: JSON or ``K=V,K2=V2``."""
-            return parse_value(raw, mapping=field_name in MAPPING_SETTINGS)
-
-        @classmethod
-        def customise_sources(cls, init_settings, env_settings, file_secret_settings):
-            # Options and the settings file arrive as init values (loading.load_settings
-            # leaves out file values the environment overrides); no secrets directory.
-            return init_settings, env_settings
-
     # Case-insensitive, as prefect's own --log-level is: DEBUG or debug, docker or Docker.
-    _log_level_case = _rule(
+    _log_level_case = rule(
         "log_level", pre=True, check=lambda v: v.upper() if isinstance(v, str) else v
     )
-    _log_format_case = _rule(
+    _log_format_case = rule(
         "log_format", pre=True, check=lambda v: v.lower() if isinstance(v, str) else v
     )
-    _agent_type_case = _rule(
+    _agent_type_case = rule(
         "agent_type", pre=True, check=lambda v: v.lower() if isinstance(v, str) else v
     )
 
-    _tenant = _rule("tenant", check=partial(rules.check_name, what="tenant name"))
+    _tenant = rule("tenant", check=partial(rules.check_name, what="tenant name"))
 
     @validator("tenant_slug", always=True)
     def _tenant_slug(cls, value: Optional[str], values: Dict[str, Any]) -> Optional[str]:
@@ -344,7 +224,7 @@ class Settings(BaseSettings):
         return value
 
     @validator("flow_run_allow", each_item=True)
-    def _policy_rule(cls, value: str) -> str:
+    def _policyrule(cls, value: str) -> str:
         if value not in RULES and value != ALL:
             raise ValueError(f"{value!r} is not a flow-run policy rule: {', '.join([*RULES, ALL])}")
         return value
@@ -361,90 +241,49 @@ class Settings(BaseSettings):
             raise ValueError("must be more than 0 and at most 86400 seconds")
         return value
 
-    _agent_name = _rule("agent_name", check=rules.check_agent_name)
-    _label = _rule("agent_labels", each_item=True, check=rules.check_label)
-    _labels_once = _rule("agent_labels", check=lambda labels: list(dict.fromkeys(labels)))
-    _agent_env = _rule("agent_env", check=rules.check_env)
-    _agent_address = _rule("agent_address", check=_optional(rules.check_agent_address))
-    _positive = _rule("max_polls", "docker_client_timeout", check=rules.check_positive)
+    _agent_name = rule("agent_name", check=rules.check_agent_name)
+    _label = rule("agent_labels", each_item=True, check=rules.check_label)
+    _labels_once = rule("agent_labels", check=lambda labels: list(dict.fromkeys(labels)))
+    _agent_env = rule("agent_env", check=rules.check_env)
+    _agent_env_files = rule("agent_env_files", check=rules.check_env_files)
+    _agent_address = rule("agent_address", check=optional(rules.check_agent_address))
+    _positive = rule("max_polls", "docker_client_timeout", check=rules.check_positive)
 
-    _engine_url = _rule("docker_base_url", check=rules.check_engine_url)
-    _volume = _rule("docker_volumes", each_item=True, check=rules.check_volume)
-    _network = _rule("docker_networks", each_item=True, check=rules.check_network)
+    _engine_url = rule("docker_base_url", check=rules.check_engine_url)
+    _volume = rule("docker_volumes", each_item=True, check=rules.check_volume)
+    _network = rule("docker_networks", each_item=True, check=rules.check_network)
 
-    _empty_is_unset = _rule(
-        "kubernetes_image",
-        "kubernetes_prefect_api",
-        "kubernetes_api_key_secret",
-        pre=True,
-        check=lambda v: None if isinstance(v, str) and not v.strip() else v,
-    )
-    _namespace = _rule(
-        "kubernetes_namespace",
-        check=_optional(partial(k8s.check_dns_label, what="namespace name (RFC 1123 label)")),
-    )
-    _agent_namespace = _rule(
-        "kubernetes_agent_namespace",
-        check=partial(k8s.check_dns_label, what="namespace name (RFC 1123 label)"),
-    )
-    _kubernetes_name = _rule(
-        "kubernetes_name", check=partial(k8s.check_dns_label, what="object name (RFC 1123 label)")
-    )
-    _service_account = _rule(
-        "kubernetes_service_account_name",
-        check=_optional(partial(k8s.check_dns_subdomain, what="ServiceAccount name")),
-    )
-    _secret_names = _rule(
-        "kubernetes_image_pull_secrets",
-        "kubernetes_job_env_secrets",
-        each_item=True,
-        check=partial(k8s.check_dns_subdomain, what="Secret name"),
-    )
-    _api_key_secret = _rule(
-        "kubernetes_api_key_secret",
-        check=_optional(partial(k8s.check_dns_subdomain, what="Secret name")),
-    )
-    _api_key_secret_key = _rule("kubernetes_api_key_secret_key", check=k8s.check_secret_key)
-    _image = _rule("kubernetes_image", check=_optional(k8s.check_image_reference))
-    _kubernetes_labels = _rule("kubernetes_labels", check=k8s.check_labels)
-    _prefect_api = _rule("kubernetes_prefect_api", check=rules.check_http_url)
 
-    @validator(
-        "kubernetes_agent_cpu_request",
-        "kubernetes_agent_cpu_limit",
-        "kubernetes_agent_memory_request",
-        "kubernetes_agent_memory_limit",
-        "kubernetes_job_cpu_request",
-        "kubernetes_job_cpu_limit",
-        "kubernetes_job_memory_request",
-        "kubernetes_job_memory_limit",
-        pre=True,
-    )
-    def _quantity(cls, value: Any, field: Any) -> Any:
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None  # empty: no request / limit
-        text = str(value).strip()  # YAML files give numbers: cpu 2, 0.5
-        return k8s.check_quantity(text, "cpu" if "_cpu_" in field.name else "memory")
+class Settings(KubernetesSettings, AgentSettings):
+    """Everything the bootstrap needs besides Prefect's own configuration: the agent
+    settings, then the Kubernetes ones (:mod:`~bootstrap.settings.kubernetes_model`), then
+    the local agent's."""
 
-    @validator(
-        "kubernetes_agent_cpu_limit",
-        "kubernetes_agent_memory_limit",
-        "kubernetes_job_cpu_limit",
-        "kubernetes_job_memory_limit",
+    # Local agent -------------------------------------------------------------------------
+    local_import_paths: List[str] = Field(
+        default_factory=list, description="Import paths added to local flow runs."
     )
-    def _limit_covers_request(cls, value: Optional[str], values: Dict[str, Any], field: Any):
-        request = values.get(field.name.replace("_limit", "_request"))
-        what = "cpu" if "_cpu_" in field.name else "memory"
-        problem = k8s.check_request_within_limit(what, request, value)
-        if problem:
-            raise ValueError(f"{problem} (Kubernetes refuses such a container)")
-        return value
+    local_hostname_label: bool = Field(
+        False,
+        description="Add the hostname as a label (off: a container's hostname is random).",
+    )
 
-    @validator("kubernetes_run_as_user", "kubernetes_run_as_group")
-    def _non_root_id(cls, value: int) -> int:
-        if not 1 <= value <= 2**31 - 1:
-            raise ValueError("must be a non-root id: 1 to 2147483647")
-        return value
+    class Config:
+        env_prefix = ENV_PREFIX
+        case_sensitive = False
+        extra = "forbid"
+        validate_assignment = True
+
+        @classmethod
+        def parse_env_var(cls, field_name: str, raw: str) -> Any:
+            """Lists: JSON or ``a,b``; mappings: JSON or ``K=V,K2=V2``."""
+            return parse_value(raw, mapping=field_name in MAPPING_SETTINGS)
+
+        @classmethod
+        def customise_sources(cls, init_settings, env_settings, file_secret_settings):
+            # Options and the settings file arrive as init values (loading.load_settings
+            # leaves out file values the environment overrides); no secrets directory.
+            return init_settings, env_settings
 
     def health_address(self) -> str:
         """Where the agent's health server listens: loopback for Docker and local agents (the

@@ -68,6 +68,15 @@ def check_env(variables: Dict[str, str]) -> Dict[str, str]:
     return variables
 
 
+def check_env_files(files: Dict[str, str]) -> Dict[str, str]:
+    """Variables whose values are read from files: valid names, absolute paths."""
+    check_env(files)
+    for key, path in files.items():
+        if not path.startswith("/"):
+            raise ValueError(f"{key}={path!r}: the file must be an absolute path")
+    return files
+
+
 def is_env_name(name: str) -> bool:
     return bool(_ENV_NAME.match(name))
 

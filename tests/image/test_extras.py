@@ -89,9 +89,13 @@ def user_kwargs(user):
 # Installed, cached, skipped ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("user", ["0", None], ids=["root-start", "default-user"])
+@pytest.mark.parametrize(
+    ("user", "uid"),
+    [("0", "1000"), (None, "1000"), ("4242:0", "4242")],
+    ids=["root-start", "default-user", "openshift-uid"],  # a random uid in group 0, no passwd
+)
 def test_extras_are_installed_cached_and_skipped_on_restart(
-    cache_volume, containers: Containers, prod_image, server, user
+    cache_volume, containers: Containers, prod_image, server, user, uid
 ):
     options = {
         "environment": extras(server, conda="tinyconda", pip="tinypkg"),
@@ -101,7 +105,7 @@ def test_extras_are_installed_cached_and_skipped_on_restart(
     first = containers.run(prod_image, ["python", "-c", IMPORT_ALL], **options)
     assert finish(first) == 0, logs(first)
     output = logs(first)
-    assert "IMPORTED 0.1.0 conda 1000" in output  # root starts drop to the runtime user
+    assert f"IMPORTED 0.1.0 conda {uid}" in output  # root starts drop to the runtime user
     assert "'tinyconda-0.1.0-py_0.json'" in output
     assert "conda [tinyconda] with py-rattler" in output
     assert "pip [tinypkg] with uv 0." in output
@@ -119,7 +123,7 @@ def test_extras_are_installed_cached_and_skipped_on_restart(
     server.clear()
     second = containers.run(prod_image, ["python", "-c", IMPORT_ALL], **options)
     assert finish(second) == 0, logs(second)
-    assert "IMPORTED 0.1.0 conda 1000" in logs(second)
+    assert f"IMPORTED 0.1.0 conda {uid}" in logs(second)
     assert server.downloads() == [], server.requests
 
     # The first container again (docker start): extras satisfied, installers skipped.
@@ -127,7 +131,7 @@ def test_extras_are_installed_cached_and_skipped_on_restart(
     first.start()
     assert finish(first) == 0, logs(first)
     output = logs(first)
-    assert output.count("IMPORTED 0.1.0 conda 1000") == 2
+    assert output.count(f"IMPORTED 0.1.0 conda {uid}") == 2
     assert output.count("Installing extra packages") == 1
     assert "Extra packages already installed (fingerprint" in output
     assert server.requests == []  # no installer ran: not even an index page

@@ -65,6 +65,9 @@ STR_BAD = {
     "kubernetes_job_memory_limit": "lots",
     "kubernetes_api_key_secret": "Bad_Secret",
     "kubernetes_api_key_secret_key": "bad key!",
+    "kubernetes_agent_priority_class": "High_Priority",
+    "kubernetes_job_priority_class": "High_Priority",
+    "kubernetes_monitoring_namespace": "Monitoring",
     "kubernetes_prefect_api": "not-a-url",
 }
 FREE_FORM = {"kubernetes_job_template"}  # any path or URL is acceptable here
@@ -86,6 +89,11 @@ SEMANTIC_BAD = [
     ("docker_networks", "bad name!"),
     ("kubernetes_labels", "app.kubernetes.io/name=mine"),
     ("kubernetes_agent_memory_limit", "1Mi"),  # below the default request (256Mi)
+    ("agent_env_files", "DB_PASSWORD=relative/secret"),
+    ("kubernetes_job_volumes", "nfs:server:/data"),
+    ("kubernetes_job_tolerations", "gpu:NoSchedul"),
+    ("kubernetes_agent_affinity", '{"nodeAfinity": {}}'),
+    ("kubernetes_agent_env_from", "vault:db"),
 ]
 
 

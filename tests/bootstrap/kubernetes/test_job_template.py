@@ -139,6 +139,46 @@ def test_template_has_the_flow_container_with_settings() -> None:
     assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "flow-run"
 
 
+PLACED = {
+    **JOB_SETTINGS,
+    "kubernetes_job_volumes": ["pvc:lume-data:/data", "hostPath:/srv/lume/models:/models:ro"],
+    "kubernetes_job_node_selector": {"example.org/gpu": "true"},
+    "kubernetes_job_tolerations": ["nvidia.com/gpu:NoSchedule"],
+    "kubernetes_job_affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+                ]
+            }
+        }
+    },
+    "kubernetes_job_priority_class": "lume-batch",
+}
+
+
+def test_template_mounts_the_volumes_and_places_the_pod() -> None:
+    job = jt.job_template(load_settings(PLACED))
+    pod = job["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {
+            "name": "volume-0",
+            "persistentVolumeClaim": {"claimName": "lume-data", "readOnly": False},
+        },
+        {"name": "volume-1", "hostPath": {"path": "/srv/lume/models"}},
+    ]
+    assert flow_container(job)["volumeMounts"] == [
+        {"name": "volume-0", "mountPath": "/data"},
+        {"name": "volume-1", "mountPath": "/models", "readOnly": True},
+    ]
+    assert pod["nodeSelector"] == {"example.org/gpu": "true"}
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert pod["affinity"] == PLACED["kubernetes_job_affinity"]
+    assert pod["priorityClassName"] == "lume-batch"
+
+
 def test_defaults_request_but_do_not_limit() -> None:
     container = flow_container(jt.job_template(load_settings({})))
     assert container["resources"] == {"requests": {"cpu": "500m", "memory": "512Mi"}}
@@ -206,6 +246,18 @@ def test_flow_run_job_gets_the_limits_from_settings(monkeypatch, tmp_path) -> No
     assert labels["team"] == "lume"
     assert labels["prefect.io/flow_run_id"] == "9e2f3c3a-flow-run"
     # the Job prefect would submit is a valid Job for a current Kubernetes
+    kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_prefect_keeps_the_volumes_and_placement_in_the_job(monkeypatch, tmp_path) -> None:
+    agent = agent_from_bootstrap(monkeypatch, tmp_path, **PLACED)
+    job = agent.generate_job_spec(flow_run(KubernetesRun(image="registry.example.org/m:1")))
+    pod = job["spec"]["template"]["spec"]
+    rendered = jt.job_template(load_settings(PLACED))["spec"]["template"]["spec"]
+    for key in ("volumes", "nodeSelector", "tolerations", "affinity", "priorityClassName"):
+        assert pod[key] == rendered[key], key
+    assert flow_container(job)["volumeMounts"][0] == {"name": "volume-0", "mountPath": "/data"}
+    assert flow_container(job)["image"] == "registry.example.org/m:1"
     kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
 
 

@@ -57,6 +57,51 @@ FULL = {
     "kubernetes_api_key_secret": "prefect-api",
     "kubernetes_api_key_secret_key": "key",
     "kubernetes_prefect_api": API_URL,
+    "kubernetes_job_volumes": [
+        "pvc:lume-data:/data",
+        "hostPath:/srv/lume/models:/models:ro",
+        "configMap:lume-config:/etc/lume",
+        "secret:lume-db:/run/secrets/lume",
+    ],
+    "kubernetes_agent_env_from": ["secret:prefect-agent-env", "configMap:prefect-agent-settings"],
+    "kubernetes_agent_node_selector": {"kubernetes.io/os": "linux"},
+    "kubernetes_job_node_selector": {"example.org/gpu": "true"},
+    "kubernetes_agent_tolerations": ["dedicated=infra:NoSchedule"],
+    "kubernetes_job_tolerations": [
+        "nvidia.com/gpu:NoSchedule",
+        {"key": "spot", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+    ],
+    "kubernetes_agent_affinity": {
+        "nodeAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 50,
+                    "preference": {
+                        "matchExpressions": [
+                            {"key": "example.org/pool", "operator": "In", "values": ["infra"]}
+                        ]
+                    },
+                }
+            ]
+        }
+    },
+    "kubernetes_job_affinity": {
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "weight": 10,
+                    "podAffinityTerm": {
+                        "topologyKey": "kubernetes.io/hostname",
+                        "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "x"}},
+                    },
+                }
+            ]
+        }
+    },
+    "kubernetes_agent_priority_class": "lume-infra",
+    "kubernetes_job_priority_class": "lume-batch",
+    "kubernetes_network_policy": True,
+    "kubernetes_monitoring_namespace": "monitoring",
 }
 
 
@@ -98,11 +143,13 @@ def kube_versions() -> List[str]:
 def test_manifests_and_job_template_validate_strictly(values: dict, version: str) -> None:
     settings = settings_for(**values)
     objects = [*k8s.manifests(settings, API_URL), jt.job_template(settings)]
+    policy = ["NetworkPolicy"] if values else []
     assert [obj["kind"] for obj in objects] == [
         "ServiceAccount",
         "Role",
         "RoleBinding",
         "Deployment",
+        *policy,
         "Job",
     ]
     for obj in objects:
@@ -295,6 +342,73 @@ def test_default_agent_name_and_namespace_in_the_pod(monkeypatch: pytest.MonkeyP
     )
 
 
+# Where the agent runs, what it reads, who reaches it -----------------------------------------
+
+
+def pod_spec(objects: List[dict]) -> dict:
+    return by_kind(objects)["Deployment"]["spec"]["template"]["spec"]
+
+
+def test_agent_pod_scheduling_and_variables_from_secrets_and_config_maps() -> None:
+    objects = k8s.manifests(settings_for(**FULL), API_URL)
+    spec = pod_spec(objects)
+    assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert spec["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "infra", "effect": "NoSchedule"}
+    ]
+    assert spec["affinity"] == FULL["kubernetes_agent_affinity"]
+    assert spec["priorityClassName"] == "lume-infra"
+    assert agent_container(objects)["envFrom"] == [
+        {"secretRef": {"name": "prefect-agent-env"}},
+        {"configMapRef": {"name": "prefect-agent-settings"}},
+    ]
+    plain = pod_spec(k8s.manifests(settings_for(), API_URL))
+    assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName"} & set(plain)
+    # the agent's own scheduling is not the flow runs': not handed to the pod
+    names = set(env_of(agent_container(objects)))
+    assert "BOOTSTRAP_KUBERNETES_AGENT_NODE_SELECTOR" not in names
+    assert "BOOTSTRAP_KUBERNETES_JOB_NODE_SELECTOR" in names
+
+
+def test_read_only_root_with_an_empty_dir_for_each_writable_place() -> None:
+    objects = k8s.manifests(settings_for(), API_URL)
+    container = agent_container(objects)
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    # /tmp: the run directory; the caches; the extras overlay; ~/.prefect
+    assert set(mounts) == {
+        "/tmp",
+        "/var/cache/prefect-agent",
+        "/var/lib/prefect-agent",
+        "/home/prefect",
+    }
+    volumes = {volume["name"]: volume for volume in pod_spec(objects)["volumes"]}
+    assert set(volumes) == set(mounts.values())
+    assert all("sizeLimit" in volume["emptyDir"] for volume in volumes.values())
+    writable = k8s.manifests(settings_for(kubernetes_agent_read_only_root=False), API_URL)
+    assert "readOnlyRootFilesystem" not in agent_container(writable)["securityContext"]
+    assert "volumes" not in pod_spec(writable)
+
+
+def test_network_policy_admits_only_the_monitoring_namespace() -> None:
+    assert "NetworkPolicy" not in by_kind(k8s.manifests(settings_for(), API_URL))
+    closed = by_kind(k8s.manifests(settings_for(kubernetes_network_policy=True), API_URL))
+    policy = closed["NetworkPolicy"]
+    assert policy["spec"]["podSelector"] == closed["Deployment"]["spec"]["selector"]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == []  # the kubelet's probes are not subject to it
+    opened = by_kind(k8s.manifests(settings_for(**FULL), API_URL))["NetworkPolicy"]
+    (rule,) = opened["spec"]["ingress"]
+    assert rule["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    assert rule["ports"] == [
+        {"protocol": "TCP", "port": "http"},
+        {"protocol": "TCP", "port": "metrics"},
+    ]
+    assert opened["metadata"]["namespace"] == "lume"
+
+
 def test_localhost_api_url_is_flagged() -> None:
     assert k8s.api_url_warning("http://localhost:4200/graphql")
     assert k8s.api_url_warning("http://127.0.0.1:4200")
@@ -416,6 +530,49 @@ def test_cli_warns_about_a_localhost_api_url_on_stderr() -> None:
             {},
             "the cpu request 2 is more than the cpu limit 500m",
         ),
+        (
+            ["--kubernetes-image", IMAGE],
+            {"BOOTSTRAP_KUBERNETES_JOB_VOLUMES": "nfs:server:/data"},
+            "unknown volume kind 'nfs'",
+        ),
+        (
+            ["--kubernetes-image", IMAGE],
+            {"BOOTSTRAP_KUBERNETES_JOB_VOLUMES": "pvc:a:/data,pvc:b:/data"},
+            "more than one volume mounted at /data",
+        ),
+        (
+            ["--kubernetes-image", IMAGE, "--kubernetes-job-tolerations", "gpu:NoSchedul"],
+            {},
+            "effect must be one of NoSchedule, PreferNoSchedule, NoExecute",
+        ),
+        (
+            ["--kubernetes-image", IMAGE],
+            {
+                "BOOTSTRAP_KUBERNETES_JOB_AFFINITY": '{"nodeAffinity": {"requiredDuringScheduling'
+                'IgnoredDuringExecution": {"nodeSelectorTerm": []}}}'
+            },
+            "unknown field 'nodeSelectorTerm' (a NodeSelector has nodeSelectorTerms)",
+        ),
+        (
+            ["--kubernetes-image", IMAGE, "--kubernetes-agent-env-from", "vault:db"],
+            {},
+            "'vault:db' is not secret:NAME or configMap:NAME",
+        ),
+        (
+            ["--kubernetes-image", IMAGE, "--kubernetes-job-priority-class", "High"],
+            {},
+            "not a valid Kubernetes PriorityClass name",
+        ),
+        (
+            ["--kubernetes-image", IMAGE],
+            {"BOOTSTRAP_KUBERNETES_JOB_NODE_SELECTOR": "gpu=yes please"},
+            "label gpu='yes please'",
+        ),
+        (
+            ["--kubernetes-image", IMAGE, "--kubernetes-monitoring-namespace", "Monitoring"],
+            {},
+            "invalid setting --kubernetes-monitoring-namespace='Monitoring'",
+        ),
     ],
     ids=[
         "quantity",
@@ -427,6 +584,14 @@ def test_cli_warns_about_a_localhost_api_url_on_stderr() -> None:
         "no-image",
         "bad-image",
         "request-over-limit",
+        "volume-kind",
+        "volume-twice",
+        "toleration-effect",
+        "affinity-typo",
+        "env-from-kind",
+        "priority-class",
+        "node-selector",
+        "monitoring-namespace",
     ],
 )
 def test_bad_settings_are_named_and_exit_2(args: List[str], env: dict, expected: str) -> None:

@@ -1,0 +1,137 @@
+"""What every flow run the agent starts gets from the agent, besides its flow's run config:
+the proxy settings (with the Prefect Server kept direct) and the extra CA certificate (as a
+mounted file, never a variable). Pure, but for :func:`own_mounts`, which asks the engine.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
+
+from bootstrap.extras.variables import CA_VAR
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+NO_PROXY_VARIABLES = ("NO_PROXY", "no_proxy")
+# Always direct: this machine, and (Kubernetes) the cluster's own services.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+CLUSTER_DOMAINS = (".svc", ".cluster.local", "kubernetes.default.svc")
+CA_IN_FLOW_RUNS = "/etc/prefect-agent/extra-ca.pem"
+
+
+@dataclass
+class FlowRunAdditions:
+    """Variables and (Docker) volumes every flow run gets; warnings for the log."""
+
+    env: Dict[str, str] = field(default_factory=dict)
+    volumes: List[str] = field(default_factory=list)
+    warnings: List[str] = field(default_factory=list)
+
+
+def no_proxy(environ: Mapping[str, str], api_url: str, kubernetes: bool) -> Optional[str]:
+    """NO_PROXY for the agent and its flow runs: what is set, plus the Prefect Server's host,
+    this machine and (Kubernetes) the cluster's services; None when no proxy is set."""
+    if not any(environ.get(name) for name in PROXY_VARIABLES):
+        return None
+    hosts: List[str] = []
+    for name in NO_PROXY_VARIABLES:
+        hosts += [host.strip() for host in (environ.get(name) or "").split(",") if host.strip()]
+    server = urlsplit(api_url).hostname
+    hosts += [server] if server else []
+    hosts += list(LOCAL_HOSTS) + (list(CLUSTER_DOMAINS) if kubernetes else [])
+    return ",".join(dict.fromkeys(hosts))
+
+
+def proxy_environment(environ: Mapping[str, str], api_url: str, kubernetes: bool) -> Dict[str, str]:
+    """The proxy variables the agent was given, for it and its flow runs."""
+    bypass = no_proxy(environ, api_url, kubernetes)
+    if bypass is None:
+        return {}
+    env = {name: environ[name] for name in PROXY_VARIABLES if environ.get(name)}
+    env.update({name: bypass for name in NO_PROXY_VARIABLES})
+    return env
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # on the host
+    destination: str  # in the agent's container
+
+
+_CONTAINER_ID = re.compile(r"/containers/([0-9a-f]{64})/")
+
+
+def own_container_id(mountinfo: str) -> Optional[str]:
+    """The agent's own container, from where Docker put its /etc/hostname."""
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if len(fields) > 4 and fields[4] == "/etc/hostname":
+            found = _CONTAINER_ID.search(fields[3])
+            if found:
+                return found.group(1)
+    return None
+
+
+def host_path(path: str, mounts: Sequence[Mount]) -> Optional[str]:
+    """Where ``path`` (in the agent's container) is on the host, through a bind mount."""
+    target = PurePosixPath(path)
+    for mount in sorted(mounts, key=lambda m: len(m.destination), reverse=True):
+        destination = PurePosixPath(mount.destination)
+        if target == destination or destination in target.parents:
+            return str(PurePosixPath(mount.source) / target.relative_to(destination))
+    return None
+
+
+def ca_for_docker_flow_runs(
+    environ: Mapping[str, str], mounts: Sequence[Mount]
+) -> FlowRunAdditions:
+    """EXTRA_CA_CERT for Docker flow runs: the same file, mounted read-only from the host."""
+    value = (environ.get(CA_VAR) or "").strip()
+    if not value:
+        return FlowRunAdditions()
+    if "-----BEGIN" in value:
+        return FlowRunAdditions(
+            warnings=[
+                f"{CA_VAR} is PEM text: flow runs do not get it (a variable would show in "
+                "docker inspect). Mount the certificate as a file and point EXTRA_CA_CERT at "
+                "it, and flow runs get the same file"
+            ]
+        )
+    source = host_path(value, mounts)
+    if source is None:
+        return FlowRunAdditions(
+            warnings=[
+                f"{CA_VAR}={value} is not on a host mount of this container: flow runs do not "
+                "get it. Mount it from the host (docker run -v HOST_FILE:" + value + ":ro)"
+            ]
+        )
+    return FlowRunAdditions(
+        env={CA_VAR: CA_IN_FLOW_RUNS}, volumes=[f"{source}:{CA_IN_FLOW_RUNS}:ro"]
+    )
+
+
+def own_mounts(base_url: str, mountinfo_path: str = "/proc/self/mountinfo") -> List[Mount]:
+    """The agent container's bind mounts, from the engine (empty outside a container)."""
+    try:
+        with open(mountinfo_path) as handle:
+            container = own_container_id(handle.read())
+    except OSError:
+        return []
+    if container is None:
+        return []
+    import docker
+
+    client = docker.APIClient(base_url=base_url, version="auto", timeout=10)
+    try:
+        attrs: Dict[str, Any] = client.inspect_container(container)
+    except Exception:  # not ours to inspect, or gone: no mounts to go by
+        return []
+    finally:
+        client.close()
+    return [
+        Mount(item["Source"], item["Destination"])
+        for item in attrs.get("Mounts") or []
+        if item.get("Type") == "bind"
+    ]
