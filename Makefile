@@ -10,12 +10,14 @@ SHELL := /bin/bash
 IMAGE ?= prefect-agent
 DEV_TAG ?= dev
 PROD_TAG ?= prod
-RUN_IMAGE ?= $(IMAGE):$(DEV_TAG)
+RUN_IMAGE ?= $(IMAGE):$(PROD_TAG)
 RUN_NAME ?= $(IMAGE)-agent
 # The agent exits 3 or 5 after a long API or engine outage (BOOTSTRAP_AGENT_API_OUTAGE_LIMIT):
 # Docker restarts it. Bad settings (exit 2) are retried a few times, then left stopped.
 RUN_RESTART ?= on-failure:5
 RUN_FOLLOW ?= true
+# More `docker run` options for `make run`: RUN_ARGS='-v /srv/flows:/flows:ro --memory 2g'.
+RUN_ARGS ?=
 # The image runs as uid 1000: it gets the socket's group, no capabilities and no new privileges.
 DOCKER_SOCKET ?= /var/run/docker.sock
 
@@ -48,10 +50,20 @@ ENV_FILE ?= $(wildcard .env)
 VCS_REF := $(or $(shell git rev-parse --verify --quiet HEAD 2>/dev/null),unknown)
 IMAGE_VERSION := $(or $(shell git describe --tags --always --dirty 2>/dev/null),0.0.0-dev)
 
+# The base to build FROM: BASE_IMAGE, or the offline one when the default cannot be pulled
+# (an explicitly given BASE_IMAGE never falls back). A shell assignment, so that a failure
+# stops the recipe.
+RESOLVE_BASE = base=$$(DOCKER=$(DOCKER) BASE_IMAGE=$(BASE_IMAGE) \
+	BASE_IMAGE_EXPLICIT=$(if $(filter file,$(origin BASE_IMAGE)),0,1) \
+	LOCAL_BASE_IMAGE=$(LOCAL_BASE_IMAGE) OFFLINE_BASE=$(OFFLINE_BASE) scripts/base-image.sh)
+# After a build on a stand-in base: say so last, where it is seen.
+REPORT_BASE = if [ "$$base" != "$(BASE_IMAGE)" ]; then \
+	echo "note: built on the offline base $$base, not $(BASE_IMAGE) (which cannot be pulled here); label io.prefect-agent.base.requested says so" >&2; fi
+
 BUILD = DOCKER_BUILDKIT=1 $(DOCKER) build --network host --progress plain \
 	--file prefect-agent-docker/Dockerfile \
-	--build-arg BASE_IMAGE="$$(DOCKER=$(DOCKER) BASE_IMAGE=$(BASE_IMAGE) \
-		LOCAL_BASE_IMAGE=$(LOCAL_BASE_IMAGE) OFFLINE_BASE=$(OFFLINE_BASE) scripts/base-image.sh)" \
+	--build-arg BASE_IMAGE="$$base" \
+	--build-arg BASE_REQUESTED="$(BASE_IMAGE)" \
 	--build-arg PYTHON_VERSION=$(PYTHON_VERSION) \
 	--build-arg PREFECT_VERSION=$(PREFECT_VERSION) \
 	--build-arg LUME_SERVICES_REPOSITORY="$(LUME_SERVICES_REPOSITORY)" \
@@ -62,8 +74,17 @@ BUILD = DOCKER_BUILDKIT=1 $(DOCKER) build --network host --progress plain \
 	$(EXTRA_BUILD_FLAGS)
 comma := ,
 
-# Settings handed to `make run` from the environment: BOOTSTRAP_*, PREFECT__*, EXTRA_*.
-PASS_ENV := $(shell env | grep -oE '^(BOOTSTRAP_|PREFECT__|EXTRA_|PIP_|CONDA_)[A-Za-z0-9_]*' | sort -u)
+# What `make run` hands the agent from your environment (and .env): BOOTSTRAP_*, PREFECT__*,
+# EXTRA_* and the proxy variables, nothing else. EXTRA_CA_CERT naming a file here becomes a
+# read-only mount (which flow runs get too); as PEM text it is passed as it is.
+PASS_ENV := $(shell env | cut -d= -f1 \
+	| grep -E '^(BOOTSTRAP_|PREFECT__|EXTRA_)[A-Za-z0-9_]+$$|^(HTTP|HTTPS|NO)_PROXY$$|^(http|https|no)_proxy$$' \
+	| grep -vx EXTRA_CA_CERT | sort -u)
+RUN_CA := $(if $(filter environment command line,$(origin EXTRA_CA_CERT)),$(EXTRA_CA_CERT))
+RUN_CA_IN_CONTAINER := /etc/prefect-agent/extra-ca.pem
+RUN_CA_ARGS = $(if $(RUN_CA),$(if $(wildcard $(RUN_CA)),\
+	--volume $(abspath $(RUN_CA)):$(RUN_CA_IN_CONTAINER):ro --env EXTRA_CA_CERT=$(RUN_CA_IN_CONTAINER),\
+	--env EXTRA_CA_CERT))
 
 .PHONY: help
 help: ## Show this help
@@ -79,11 +100,11 @@ base: engine ## (Re)build the offline Debian base image from Debian packages
 
 .PHONY: build
 build: engine ## Build the dev image ($(IMAGE):$(DEV_TAG))
-	$(BUILD) --target dev --tag $(IMAGE):$(DEV_TAG) .
+	$(RESOLVE_BASE); $(BUILD) --target dev --tag $(IMAGE):$(DEV_TAG) .; $(REPORT_BASE)
 
 .PHONY: build-prod
 build-prod: engine ## Build the prod image ($(IMAGE):$(PROD_TAG))
-	$(BUILD) --target prod --tag $(IMAGE):$(PROD_TAG) .
+	$(RESOLVE_BASE); $(BUILD) --target prod --tag $(IMAGE):$(PROD_TAG) .; $(REPORT_BASE)
 
 .PHONY: run
 run: engine ## Run the agent (replacing an earlier one) with a restart policy, then follow its log
@@ -96,6 +117,8 @@ run: engine ## Run the agent (replacing an earlier one) with a restart policy, t
 		--volume $(IMAGE)-cache:/var/cache/prefect-agent \
 		$(if $(ENV_FILE),--env-file $(ENV_FILE)) \
 		$(foreach name,$(PASS_ENV),--env $(name)) \
+		$(RUN_CA_ARGS) \
+		$(RUN_ARGS) \
 		$(RUN_IMAGE) >/dev/null
 	@echo "make run: $(RUN_NAME) runs (restart policy $(RUN_RESTART)); 'make stop' stops it" >&2
 	$(if $(filter true,$(RUN_FOLLOW)),$(DOCKER) logs --follow $(RUN_NAME))
@@ -125,9 +148,22 @@ lint: venv ## Lint Python (ruff), the Dockerfile (hadolint) and shell scripts (s
 	$(VENV)/bin/shellcheck scripts/*.sh prefect-agent-docker/*.sh .ci/run
 
 .PHONY: test
-test: lint build build-prod ## Run every test: unit, image, end-to-end (builds what they need)
+test: lint build build-prod ## Run every test: unit, image, end-to-end (builds what they need), then test-prefect-1.4
 	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(MAKE) test-prefect-1.4
+
+# The last Prefect 1.x release (what lume-services' main branch pins): a second prod image,
+# with the prod image tests and the first-flow walkthrough (registration, agent, flow run).
+PREFECT_1_4 ?= 1.4.1
+PREFECT_1_4_TAG ?= $(PROD_TAG)-prefect-$(PREFECT_1_4)
+
+.PHONY: test-prefect-1.4
+test-prefect-1.4: venv ## Build prod with PREFECT_VERSION=1.4.1; run its image and first-flow tests
+	$(MAKE) build-prod PREFECT_VERSION=$(PREFECT_1_4) PROD_TAG=$(PREFECT_1_4_TAG)
+	IMAGE=$(IMAGE) PROD_TAG=$(PREFECT_1_4_TAG) PREFECT_VERSION=$(PREFECT_1_4) DOCKER=$(DOCKER) \
+		$(VENV)/bin/pytest -k "prod or first_flow" tests/image/test_image.py \
+		tests/image/test_agent_container.py tests/e2e/test_first_flow.py $(PYTEST_ARGS)
 
 .PHONY: e2e
 e2e: venv build ## Run only the end-to-end scenario (agent image, API double, flow-run container)

@@ -31,6 +31,7 @@ from bootstrap.wait import wait_for_server
 
 PROG = "prefect-agent-bootstrap"
 DEFAULT_COMMAND = (PROG, "run")
+HELP_WORDS = ("--help", "-h", "help")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -48,8 +49,13 @@ def entrypoint(command: Tuple[str, ...]) -> None:
     installs EXTRA_CONDA_PACKAGES and EXTRA_PIP_PACKAGES; then execs COMMAND (default:
     prefect-agent-bootstrap run), which becomes the container's main process.
     """
-    container_entrypoint.prepare(os.environ)
     argv = list(command or DEFAULT_COMMAND)
+    if argv[0] in HELP_WORDS:  # docker run IMAGE --help: the bootstrap's help, nothing else
+        cli.main(args=["--help"], prog_name=PROG, standalone_mode=False)
+        return
+    if argv[0] in cli.commands and argv[0] != "entrypoint":  # docker run IMAGE settings
+        argv = [PROG, *argv]
+    container_entrypoint.prepare(os.environ)
     own_args = container_entrypoint.is_bootstrap(argv, PROG)
     if own_args is not None:
         # The bootstrap itself (the default command): go on in this process rather than start
@@ -175,10 +181,17 @@ def manifest(
     if output_dir is None:
         click.echo(manifests.dump(objects), nl=False)
         return
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in kustomize.kustomize_base(objects).items():
-        (output_dir / name).write_text(text)
-        click.echo(output_dir / name)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in kustomize.kustomize_base(objects).items():
+            (output_dir / name).write_text(text)
+            click.echo(output_dir / name)
+    except OSError as exc:
+        raise BootstrapError(
+            f"cannot write the kustomize base to {output_dir}: {exc.strerror} (uid "
+            f"{os.getuid()}; in a container, mount a directory this user may write, e.g. "
+            'docker run --user "$(id -u)" -v "$PWD/base:/out" ... --output-dir /out)'
+        ) from None
 
 
 @kubernetes_group.command("job-template")

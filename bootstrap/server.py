@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
 
 import requests
 
@@ -71,14 +72,30 @@ def resolve_api(environ: Mapping[str, str]) -> ApiConfig:
     ``PREFECT__CLOUD__API`` wins; otherwise ``PREFECT__SERVER__ENDPOINT``; otherwise
     ``PREFECT__SERVER__HOST`` + ``:`` + ``PREFECT__SERVER__PORT``.
     """
-    url = _prefect_env(environ, "PREFECT__CLOUD__API") or _prefect_env(
-        environ, "PREFECT__SERVER__ENDPOINT"
-    )
+    source = "PREFECT__CLOUD__API"
+    url = _prefect_env(environ, source)
+    if url is None:
+        source = "PREFECT__SERVER__ENDPOINT"
+        url = _prefect_env(environ, source)
     if url is None:
         host = _prefect_env(environ, "PREFECT__SERVER__HOST") or DEFAULT_SERVER_HOST
         port = _prefect_env(environ, "PREFECT__SERVER__PORT") or DEFAULT_SERVER_PORT
+        check_api_url(host, "PREFECT__SERVER__HOST")
         url = f"{host}:{port}"
+    check_api_url(url, source)
     return ApiConfig(url=url, api_key=api_key(environ))
+
+
+def check_api_url(url: str, source: str) -> None:
+    """An http(s) URL with a host: what requests can talk to (it says "No connection adapters
+    were found" otherwise)."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return
+    shown = redact_url(url)
+    if "://" not in url:
+        raise SettingsError(f"{source}={shown!r} has no scheme: write http://{shown} (or https://)")
+    raise SettingsError(f"{source}={shown!r} is not an http:// or https:// URL with a host")
 
 
 API_KEY_ENV = "PREFECT__CLOUD__API_KEY"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional
+from typing import Dict, List, Mapping, Optional
 from urllib.parse import urlsplit
 
 from bootstrap.agent import AgentLaunch, agent_launch, exec_agent
@@ -16,7 +16,11 @@ from bootstrap.errors import BootstrapError, SettingsError
 from bootstrap.flowrun import (
     NO_PROXY_VARIABLES,
     FlowRunAdditions,
+    Mount,
     ca_for_docker_flow_runs,
+    combine,
+    docker_flow_run_api,
+    extras_for_flow_runs,
     no_proxy,
     own_mounts,
 )
@@ -102,12 +106,18 @@ def launch_agent(
     """Check that the agent can run here, then decide how to start it (nothing written)."""
     with timed("preflight"):
         preflight(settings, environ)
+    mounts: List[Mount] = []
     additions = FlowRunAdditions()
     if settings.agent_type is AgentType.docker:
         for warning in volume_warnings(settings.docker_volumes):
             logger.warning("%s", warning)
         mounts = own_mounts(docker_engine_url(settings.docker_base_url, environ))
-        additions = ca_for_docker_flow_runs(environ, mounts)
+        additions = combine(
+            ca_for_docker_flow_runs(environ, mounts),
+            docker_flow_run_api(api.config.url, settings.docker_networks),
+        )
+    if settings.flow_run_extras:
+        additions = combine(additions, extras_for_flow_runs(environ, mounts))
     for warning in additions.warnings:
         logger.warning("%s", warning)
     secret_env = read_env_files(settings)

@@ -29,6 +29,13 @@ def parse_value(raw: str, mapping: bool) -> Any:
     """A list or mapping variable's value: JSON when it starts like JSON, else items."""
     text = raw.strip()
     if text.startswith(("[", "{")):
-        return json.loads(text)
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            form = "a JSON object" if text.startswith("{") else 'a JSON list (["a", "b"])'
+            items = "KEY=VALUE,KEY2=VALUE2" if mapping else "a,b"
+            raise ValueError(
+                f"it starts like JSON but is not {form}: {exc}; without brackets, write {items}"
+            ) from None
     items = split_list(text)
     return parse_pairs(items) if mapping else items

@@ -6,14 +6,17 @@
 #   2. otherwise, with OFFLINE_BASE=auto (the default), a base built locally from Debian
 #      packages (a host with no registry, like CI), built once and then reused.
 #
-# OFFLINE_BASE=never fails instead of falling back; OFFLINE_BASE=always skips step 1.
-# Diagnostics go to stderr; stdout is only the image name.
+# OFFLINE_BASE=never fails instead of falling back; OFFLINE_BASE=always skips step 1. A
+# BASE_IMAGE the operator chose (BASE_IMAGE_EXPLICIT=1) never falls back: a build on another
+# base than the one asked for would be a surprise. Diagnostics go to stderr; stdout is only
+# the image name.
 set -euo pipefail
 
 DOCKER=${DOCKER:-docker}
 BASE_IMAGE=${BASE_IMAGE:?BASE_IMAGE must be set}
 LOCAL_BASE_IMAGE=${LOCAL_BASE_IMAGE:-prefect-agent-base:bookworm}
 OFFLINE_BASE=${OFFLINE_BASE:-auto}
+BASE_IMAGE_EXPLICIT=${BASE_IMAGE_EXPLICIT:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 
 present() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
@@ -34,6 +37,12 @@ if [ "$OFFLINE_BASE" != always ]; then
     fi
     if [ "$OFFLINE_BASE" = never ]; then
         echo "error: cannot pull $BASE_IMAGE: $pull_error" >&2
+        exit 1
+    fi
+    if [ "$BASE_IMAGE_EXPLICIT" = 1 ]; then
+        echo "error: BASE_IMAGE=$BASE_IMAGE cannot be used: it is not present and cannot be" \
+            "pulled (${pull_error##*: }). The offline Debian base stands in only for the default" \
+            "base; build on it with OFFLINE_BASE=always" >&2
         exit 1
     fi
     echo "base-image: cannot pull $BASE_IMAGE (${pull_error##*: }); using the offline base $LOCAL_BASE_IMAGE" >&2

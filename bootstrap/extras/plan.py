@@ -179,5 +179,30 @@ def installer_message(output: str, limit: int = 25) -> str:
             break
     else:
         lines = lines[-limit:]
-    text = "\n".join(lines[:limit])
-    return text[:4000] or "(no output)"
+    text = "\n".join(lines[:limit])[:4000] or "(no output)"
+    hint = tls_hint(output)
+    return f"{text}\n{hint}" if hint else text
+
+
+# What installers (uv/rustls, pip/OpenSSL, rattler, conda) say about a certificate nobody
+# vouches for: a TLS-intercepting proxy or a private index.
+_UNTRUSTED = (
+    "unknownissuer",
+    "certificate verify failed",
+    "invalid peer certificate",
+    "self signed certificate",
+    "self-signed certificate",
+    "unable to get local issuer",
+)
+
+
+def tls_hint(output: str) -> str:
+    """A hint when the installer did not trust a server's certificate."""
+    lowered = output.lower()
+    if not any(marker in lowered for marker in _UNTRUSTED):
+        return ""
+    return (
+        "hint: a server's TLS certificate was not trusted. Behind a TLS-intercepting proxy, "
+        "or with a private index or channel, set EXTRA_CA_CERT to its CA certificate (a PEM "
+        "file mounted in the container)"
+    )

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from bootstrap.errors import SettingsError
 from bootstrap.secrets import is_secret_name
-from bootstrap.settings.model import MAPPING_SETTINGS, Settings, env_name
+from bootstrap.settings.model import ENV_PREFIX, MAPPING_SETTINGS, Settings, env_name
 
 SETTINGS_FILE_ENV = "BOOTSTRAP_SETTINGS_FILE"
 
@@ -49,6 +49,27 @@ def read_settings_file(path: Path) -> Dict[str, Any]:
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
+# BOOTSTRAP_* variables that are not settings but are read by the bootstrap.
+OTHER_VARIABLES = (SETTINGS_FILE_ENV,)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> Optional[str]:
+    """A message naming the ``BOOTSTRAP_*`` variables that are no setting (a typo that would
+    otherwise leave its setting at the default), with the closest known name; None if all
+    are known."""
+    known = [env_name(name) for name in Settings.__fields__] + list(OTHER_VARIABLES)
+    lines = []
+    for variable in sorted(name for name in environ if name.upper().startswith(ENV_PREFIX)):
+        if variable.upper() in known:
+            continue
+        close = difflib.get_close_matches(variable.upper(), known, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"unknown setting {variable}{hint}")
+    if not lines:
+        return None
+    return "\n".join([*lines, "(prefect-agent-bootstrap settings --help lists them all)"])
+
+
 def load_settings(
     cli: Optional[Mapping[str, Any]] = None, settings_file: Optional[Path] = None
 ) -> Settings:
@@ -57,6 +78,9 @@ def load_settings(
     Raises SettingsError naming each bad setting, where it came from and its value.
     """
     cli = {key: value for key, value in (cli or {}).items() if value is not None}
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise SettingsError(unknown)
     if settings_file is None and os.environ.get(SETTINGS_FILE_ENV):
         settings_file = Path(os.environ[SETTINGS_FILE_ENV])
     file_values = read_settings_file(settings_file) if settings_file else {}

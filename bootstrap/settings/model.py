@@ -139,6 +139,11 @@ class AgentSettings(BaseSettings):
         default_factory=list,
         description="Host paths flow runs may mount besides the agent's own volumes.",
     )
+    flow_run_extras: bool = Field(
+        True,
+        description="Hand the agent's EXTRA_* packages (and its cache volume) to every flow run, "
+        "which installs them before it starts (off: flow images have them already).",
+    )
 
     # Docker agent ------------------------------------------------------------------------
     docker_base_url: Optional[str] = Field(

@@ -47,12 +47,19 @@ def check_agent_name(value: Optional[str]) -> Optional[str]:
 
 
 def check_label(value: str) -> str:
-    """A Prefect label: stripped, not empty, no control characters, at most 255 characters."""
+    """A Prefect label: stripped, not empty, no whitespace, ``;`` or control characters, at
+    most 255 characters (a run's labels must match the agent's exactly: ``lume docker`` is
+    one label, not two)."""
     value = value.strip()
     if not value:
         raise ValueError("a label must not be empty")
     if _CONTROL.search(value):
         raise ValueError(f"label {value!r} contains control characters")
+    if re.search(r"[\s;]", value):
+        raise ValueError(
+            f"label {value!r} contains whitespace or ';': separate labels with commas "
+            '(lume,docker) or give a JSON list (["lume", "docker"])'
+        )
     if len(value) > 255:
         raise ValueError("a label must be at most 255 characters")
     return value

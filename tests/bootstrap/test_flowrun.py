@@ -11,8 +11,12 @@ from bootstrap.agent import agent_launch
 from bootstrap.errors import SettingsError
 from bootstrap.flowrun import (
     CA_IN_FLOW_RUNS,
+    CACHE_DIR,
+    FlowRunAdditions,
     Mount,
     ca_for_docker_flow_runs,
+    docker_flow_run_api,
+    extras_for_flow_runs,
     host_path,
     no_proxy,
     own_container_id,
@@ -124,3 +128,38 @@ def test_an_unreadable_secret_file_stops_the_start_naming_it(tmp_path: Path) -> 
     settings = load_settings({"agent_env_files": {"DB_PASSWORD": str(tmp_path / "empty")}})
     with pytest.raises(SettingsError, match="is empty"):
         read_env_files(settings)
+
+
+def test_the_agents_extras_and_cache_go_to_flow_runs() -> None:
+    mounts = [
+        Mount("/var/lib/docker/volumes/agent-cache/_data", CACHE_DIR, volume="agent-cache"),
+        Mount("/srv/ca.pem", "/certs/ca.pem"),
+    ]
+    environ = {"EXTRA_PIP_PACKAGES": "lume-model==1.7.1", "EXTRA_PIP_INSTALLER": "uv"}
+    added = extras_for_flow_runs(environ, mounts)
+    assert added.env == environ
+    assert added.volumes == ["agent-cache:/var/cache/prefect-agent"]  # by name: the same volume
+    assert extras_for_flow_runs({"EXTRA_PIP_INSTALLER": "uv"}, mounts) == FlowRunAdditions()
+    launch = agent_launch(load_settings({}), API, TENANT, {}, additions=added)
+    flow_env = json.loads(launch.env["PREFECT__CLOUD__AGENT__ENV_VARS"])
+    assert flow_env["EXTRA_PIP_PACKAGES"] == "lume-model==1.7.1"
+    assert "agent-cache:/var/cache/prefect-agent" in launch.argv
+    # a volume is no host path: the CA check only follows bind mounts
+    assert host_path(f"{CACHE_DIR}/x", mounts) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "networks", "expected", "warned"),
+    [
+        # prefect alone would send these flow runs to http://host.docker.internal:4200
+        ("http://localhost:4299/graphql", ["host"], "http://127.0.0.1:4299/graphql", False),
+        ("http://127.0.0.1:4200/graphql", ["host"], "http://127.0.0.1:4200/graphql", False),
+        ("http://localhost:4299/graphql", [], "http://host.docker.internal:4299/graphql", True),
+        ("http://127.0.0.1:4200", ["lume"], "http://host.docker.internal:4200", True),
+        ("http://prefect-apollo:4200/graphql", [], None, False),  # not ours to change
+    ],
+)
+def test_flow_runs_reach_a_server_on_this_hosts_loopback(url, networks, expected, warned) -> None:
+    added = docker_flow_run_api(url, networks)
+    assert added.env.get("PREFECT__CLOUD__API") == expected
+    assert bool(added.warnings) == warned

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -11,7 +12,7 @@ from typing import Iterator, Tuple
 
 import pytest
 
-from bootstrap.errors import ApiError, ServerUnavailableError
+from bootstrap.errors import ApiError, ServerUnavailableError, SettingsError
 from bootstrap.server import (
     ApiConfig,
     GraphQLErrors,
@@ -154,3 +155,27 @@ def test_graphql_errors_from_the_api_double_are_surfaced(prefect_api) -> None:
     with pytest.raises(GraphQLErrors) as info:
         api.execute("query { tenant { no_such_field } }")
     assert "Cannot query field 'no_such_field'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {"PREFECT__CLOUD__API": "prefect-server:4200/graphql"},
+            "PREFECT__CLOUD__API='prefect-server:4200/graphql' has no scheme: "
+            "write http://prefect-server:4200/graphql",
+        ),
+        (
+            {"PREFECT__SERVER__HOST": "prefect-server"},
+            "PREFECT__SERVER__HOST='prefect-server' has no scheme: write http://prefect-server",
+        ),
+        (
+            {"PREFECT__SERVER__ENDPOINT": "ftp://prefect-server/graphql"},
+            "is not an http:// or https:// URL",
+        ),
+    ],
+)
+def test_a_server_url_requests_cannot_use_is_a_settings_error(environ, expected) -> None:
+    """Not requests' "No connection adapters were found" after the wait timeout."""
+    with pytest.raises(SettingsError, match=re.escape(expected)):
+        resolve_api(environ)

@@ -86,3 +86,43 @@ def test_unhealthy_while_the_server_is_missing(containers, any_image, prefect_ap
     result = container.exec_run(["prefect-agent-bootstrap", "healthcheck"])
     assert result.exit_code == 1
     assert b"has not started yet" in result.output
+
+
+# What a new user types -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["--help", "help", "-h"])
+def test_help_after_the_image_name_prints_the_bootstraps_help(
+    containers, prod_image: str, word: str
+) -> None:
+    result = containers.run_to_end(prod_image, [word], environment={"EXTRA_PIP_PACKAGES": "x"})
+    assert result.exit_code == 0, result
+    assert "Usage: prefect-agent-bootstrap [OPTIONS] COMMAND" in result.output
+    assert "Installing extra packages" not in result.output  # help does nothing else
+
+
+def test_a_bootstrap_command_after_the_image_name_runs_it(containers, prod_image: str) -> None:
+    result = containers.run_to_end(
+        prod_image, ["settings"], environment={"BOOTSTRAP_TENANT": "lume"}
+    )
+    assert result.exit_code == 0, result
+    assert "tenant: lume" in result.output
+
+
+def test_an_unwritable_output_directory_is_named_not_a_bug(containers, prod_image: str) -> None:
+    result = containers.run_to_end(
+        prod_image,
+        [
+            "kubernetes",
+            "manifest",
+            "--kubernetes-image",
+            "lume/agent:1",
+            "--output-dir",
+            "/usr/out",
+        ],
+    )
+    assert result.exit_code == 1, result
+    assert (
+        "cannot write the kustomize base to /usr/out: Permission denied (uid 1000" in result.output
+    )
+    assert "a bug" not in result.output

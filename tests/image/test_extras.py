@@ -281,5 +281,11 @@ def test_extra_ca_cert_trusts_a_private_https_index_and_channel(
             environment=environment,
             volumes={str(certs): {"bind": "/certs", "mode": "ro"}},
         )
+        # without it: refused, and the message says what would help
+        untrusted = containers.run_to_end(
+            prod_image, ["true"], environment=extras(https, pip="tinypkg")
+        )
     assert result.exit_code == 0, result
     assert "IMPORTED 0.1.0 conda 1000" in result.output
+    assert untrusted.exit_code == 6, untrusted
+    assert "set EXTRA_CA_CERT to its CA certificate" in untrusted.output

@@ -13,6 +13,8 @@ from typing import Iterator, List
 import docker
 import pytest
 
+from tests.fixtures.docker import ROOT, pinned_base_image
+
 pytestmark = pytest.mark.docker
 
 PREFECT_VERSION = os.environ.get("PREFECT_VERSION", "1.2.4")
@@ -48,6 +50,8 @@ def test_image_metadata(docker_client: docker.DockerClient, any_image: str) -> N
     for key in ("version", "revision", "source", "base.name"):
         assert labels.get(f"org.opencontainers.image.{key}"), key
     assert labels["io.prefect.version"] == PREFECT_VERSION
+    # the base asked for, and the one used (the offline base stands in here for the default)
+    assert labels["io.prefect-agent.base.requested"] == pinned_base_image()
     assert re.fullmatch(r"[0-9a-f]{40}|unknown", labels["org.opencontainers.image.revision"])
     assert config["StopSignal"] == "SIGINT"
     # Absolute paths to root-owned files only: PATH starts with /opt/prefect/bin, which the
@@ -174,3 +178,42 @@ def test_an_unknown_command_fails_clearly(containers, any_image: str) -> None:
     assert result.exit_code != 0
     assert "cannot run 'no-such-command'" in result.output
     assert "Traceback" not in result.output
+
+
+# The base image ------------------------------------------------------------------------------
+
+
+def base_image_script(docker_cli: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(ROOT / "scripts" / "base-image.sh")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DOCKER": docker_cli, **env},
+        timeout=300,
+    )
+
+
+def test_an_explicit_base_that_cannot_be_pulled_fails_the_build(docker_cli: str) -> None:
+    missing = "registry.invalid/lume/no-such-base:1"
+    chosen = base_image_script(docker_cli, BASE_IMAGE=missing, BASE_IMAGE_EXPLICIT="1")
+    assert chosen.returncode == 1, chosen
+    assert f"BASE_IMAGE={missing} cannot be used" in chosen.stderr
+    assert chosen.stdout == ""  # no image to build on
+    # the same name as a default falls back to the offline base, and says so
+    default = base_image_script(docker_cli, BASE_IMAGE=missing, BASE_IMAGE_EXPLICIT="0")
+    assert default.returncode == 0, default
+    assert default.stdout.strip() == "prefect-agent-base:bookworm"
+    assert "using the offline base" in default.stderr
+
+
+@pytest.mark.parametrize(("given", "explicit"), [((), "0"), (("BASE_IMAGE=lume/base:1",), "1")])
+def test_make_tells_an_explicit_base_from_the_default(given, explicit: str) -> None:
+    recipe = subprocess.run(
+        ["make", "--dry-run", "build-prod", "DOCKER=docker", *given],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert recipe.returncode == 0, recipe.stderr
+    assert f"BASE_IMAGE_EXPLICIT={explicit}" in recipe.stdout

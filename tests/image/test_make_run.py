@@ -31,21 +31,27 @@ def run_name(docker_client):
 
 
 def test_make_run_starts_a_hardened_agent_with_a_restart_policy(
-    docker_client, docker_cli, prod_image, prefect_api, run_name
+    docker_client, docker_cli, prod_image, prefect_api, run_name, tmp_path
 ) -> None:
+    ca = tmp_path / "proxy-ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")  # only mounted: the agent never reads it
     environment = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("BOOTSTRAP_", "PREFECT__", "EXTRA_", "PIP_", "CONDA_"))
+        and key.upper() not in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
     }
     environment.update(
         PREFECT__CLOUD__API=prefect_api.url,
         BOOTSTRAP_AGENT_ADDRESS=f"http://127.0.0.1:{free_port()}",
         DOCKER=docker_cli,
+        HTTPS_PROXY="http://127.0.0.1:9",  # passed; the server (loopback) stays direct
+        PIP_FIND_LINKS="/nowhere",  # not passed: only what the docs list
+        EXTRA_CA_CERT=str(ca),
     )
     result = subprocess.run(
         ["make", "-C", str(ROOT), "run", f"RUN_NAME={run_name}", f"RUN_IMAGE={prod_image}",
-         "RUN_FOLLOW=false", f"IMAGE={run_name}"],
+         "RUN_FOLLOW=false", f"IMAGE={run_name}", "RUN_ARGS=--label pa-test-run-args=yes"],
         env=environment, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -60,3 +66,19 @@ def test_make_run_starts_a_hardened_agent_with_a_restart_policy(
     assert container.attrs["Config"]["User"] == "1000"
     (agent,) = prefect_api.agents()
     assert agent["type"] == "DockerAgent"
+    env = container.attrs["Config"]["Env"]
+    assert "HTTPS_PROXY=http://127.0.0.1:9" in env
+    assert not [item for item in env if item.startswith("PIP_FIND_LINKS")]
+    assert "EXTRA_CA_CERT=/etc/prefect-agent/extra-ca.pem" in env  # the host file, mounted
+    (mount,) = [m for m in container.attrs["Mounts"] if m["Source"] == str(ca)]
+    assert (mount["Destination"], mount["RW"]) == ("/etc/prefect-agent/extra-ca.pem", False)
+    assert container.labels["pa-test-run-args"] == "yes"
+
+
+def test_make_run_runs_the_prod_image_by_default() -> None:
+    recipe = subprocess.run(
+        ["make", "-C", str(ROOT), "--dry-run", "run", "DOCKER=docker"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert recipe.returncode == 0, recipe.stderr
+    assert "\tprefect-agent:prod >/dev/null" in recipe.stdout

@@ -90,6 +90,8 @@ SEMANTIC_BAD = [
     ("kubernetes_labels", "app.kubernetes.io/name=mine"),
     ("kubernetes_agent_memory_limit", "1Mi"),  # below the default request (256Mi)
     ("agent_env_files", "DB_PASSWORD=relative/secret"),
+    ("agent_labels", '["gpu node"]'),
+    ("agent_labels", "lume;docker"),
     ("kubernetes_job_volumes", "nfs:server:/data"),
     ("kubernetes_job_tolerations", "gpu:NoSchedul"),
     ("kubernetes_agent_affinity", '{"nodeAfinity": {}}'),
@@ -119,6 +121,13 @@ SETTING_CASES = {
 }
 SETTING_CASES.update({f"{name}={value!r}": (name, value) for name, value in SEMANTIC_BAD})
 
+
+# A variable that is no setting would leave its setting at the default, silently.
+MISSPELT_VARIABLES = {
+    "tennant": ("BOOTSTRAP_TENNANT", "BOOTSTRAP_TENANT"),
+    "singular-label": ("BOOTSTRAP_AGENT_LABEL", "BOOTSTRAP_AGENT_LABELS"),
+    "lower-case": ("bootstrap_projets", "BOOTSTRAP_PROJECTS"),
+}
 
 # Settings files --------------------------------------------------------------------------
 
@@ -303,6 +312,8 @@ def results(docker_client, prod_image, settings_dir, doubles) -> Iterator[Dict[s
     cases: Dict[str, Case] = {}
     for case_id, (name, value) in SETTING_CASES.items():
         cases[f"setting:{case_id}"] = Case(prod_image, {**nowhere, env_name(name): value})
+    for case_id, (variable, _) in MISSPELT_VARIABLES.items():
+        cases[f"variable:{case_id}"] = Case(prod_image, {**nowhere, variable: "lume"})
     mount = {str(settings_dir): {"bind": "/settings", "mode": "ro"}}
     for case_id, (path, _) in SETTINGS_FILE_CASES.items():
         environment = {**nowhere, "BOOTSTRAP_SETTINGS_FILE": path}
@@ -362,6 +373,14 @@ def test_a_bad_setting_exits_2_naming_the_variable(results, case_id: str) -> Non
     assert "Waiting up to" not in output  # refused before anything else
 
 
+@pytest.mark.parametrize("case_id", list(MISSPELT_VARIABLES))
+def test_a_misspelt_variable_exits_2_naming_the_one_meant(results, case_id: str) -> None:
+    variable, meant = MISSPELT_VARIABLES[case_id]
+    finished, _ = results[f"variable:{case_id}"]
+    output = check_clean_failure(finished, 2)
+    assert f"unknown setting {variable} (did you mean {meant}?)" in output
+
+
 @pytest.mark.parametrize("case_id", list(SETTINGS_FILE_CASES))
 def test_a_malformed_settings_file_exits_2_naming_it(results, case_id: str) -> None:
     finished, _ = results[f"file:{case_id}"]
@@ -404,7 +423,8 @@ def test_errors_and_garbage_from_the_server_exit_cleanly(results, doubles, case_
 def test_labels_with_odd_characters_reach_the_server_unchanged(
     containers, prod_image, prefect_api
 ) -> None:
-    labels = ["λ-ü", "gpu node", "a,b", "emoji 🚀", "  padded  ", "quote'\"", "$HOME"]
+    # inner whitespace and ';' are refused (SEMANTIC_BAD): one label no run would ask for
+    labels = ["λ-ü", "a,b", "emoji-🚀", "  padded  ", "quote'\"", "$HOME"]
     result = containers.run_to_end(
         prod_image,
         environment={

@@ -21,3 +21,15 @@ def test_installer_message_starts_at_the_error():
     output = "Using Python 3.11\nResolved 1 package\nerror: No solution found\n  cause: x\n"
     assert installer_message(output) == "error: No solution found\n  cause: x"
     assert installer_message("a\nb\n") == "a\nb"
+
+
+def test_an_untrusted_certificate_points_to_extra_ca_cert():
+    uv = (
+        "error: Request failed after 3 retries\n  Caused by: error sending request for url "
+        "(https://pypi.example.org/simple/tinypkg/)\n  Caused by: invalid peer certificate: "
+        "UnknownIssuer"
+    )
+    assert "set EXTRA_CA_CERT to its CA certificate" in installer_message(uv)
+    pip = "ERROR: ... [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get"
+    assert "EXTRA_CA_CERT" in installer_message(pip)
+    assert "EXTRA_CA_CERT" not in installer_message("error: No solution found")

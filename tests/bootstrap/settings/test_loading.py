@@ -116,6 +116,36 @@ def test_labels_with_control_characters_are_rejected(monkeypatch) -> None:
         load_settings()
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("lume docker", "contains whitespace or ';': separate labels with commas"),
+        ("lume;docker", "contains whitespace or ';'"),
+        ("[lume,docker]", r"is not a JSON list \(\[\"a\", \"b\"\]\).*without brackets, write a,b"),
+    ],
+)
+def test_labels_that_cannot_be_what_was_meant_are_refused(monkeypatch, value, expected) -> None:
+    monkeypatch.setenv("BOOTSTRAP_AGENT_LABELS", value)
+    with pytest.raises(SettingsError, match=expected):
+        load_settings()
+
+
+def test_a_misspelt_variable_is_refused_with_the_name_meant(monkeypatch) -> None:
+    monkeypatch.setenv("BOOTSTRAP_TENNANT", "slac")
+    monkeypatch.setenv("BOOTSTRAP_AGENT_LABEL", "lume")
+    monkeypatch.setenv("BOOTSTRAP_XYZZY", "x")
+    message = error_of()
+    assert "unknown setting BOOTSTRAP_TENNANT (did you mean BOOTSTRAP_TENANT?)" in message
+    assert "unknown setting BOOTSTRAP_AGENT_LABEL (did you mean BOOTSTRAP_AGENT_LABELS?)" in message
+    assert "unknown setting BOOTSTRAP_XYZZY\n" in message  # nothing close to suggest
+
+
+def test_the_settings_file_variable_is_not_unknown(monkeypatch, tmp_path) -> None:
+    (tmp_path / "s.yaml").write_text("tenant: lume\n")
+    monkeypatch.setenv("BOOTSTRAP_SETTINGS_FILE", str(tmp_path / "s.yaml"))
+    assert load_settings().tenant == "lume"
+
+
 def test_env_names_must_be_valid_and_values_are_hidden_in_errors(monkeypatch) -> None:
     monkeypatch.setenv("BOOTSTRAP_AGENT_ENV", '{"API_TOKEN": "s3cr3t-value", "1BAD": "x"}')
     with pytest.raises(SettingsError) as info:
