@@ -137,6 +137,10 @@ $(VENV)/.installed: $(VENV)/bin/uv pyproject.toml prefect-agent-docker/requireme
 		--requirement prefect-agent-docker/requirements-dev.lock --editable .
 	touch $@
 
+.PHONY: tools
+tools: ## Make sure docker-compose and kubectl are installed (installs them on a Debian host as root)
+	scripts/test-tools.sh
+
 .PHONY: venv
 venv: $(VENV)/.installed ## Create the host virtualenv with the test and lint tools
 
@@ -148,7 +152,7 @@ lint: venv ## Lint Python (ruff), the Dockerfile (hadolint) and shell scripts (s
 	$(VENV)/bin/shellcheck scripts/*.sh prefect-agent-docker/*.sh .ci/run
 
 .PHONY: test
-test: lint build build-prod ## Run every test: unit, image, end-to-end (builds what they need), then test-prefect-1.4
+test: lint tools build build-prod ## Run every test: unit, image, end-to-end (builds what they need), then test-prefect-1.4
 	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 	$(MAKE) test-prefect-1.4
@@ -188,6 +192,10 @@ lock: $(VENV)/bin/uv ## Re-resolve the pinned dependency locks from pyproject.to
 	$(VENV)/bin/uv pip compile --quiet pyproject.toml --extra image --extra test --extra lint \
 		--universal --python-version 3.9 --custom-compile-command "make lock" \
 		--output-file prefect-agent-docker/requirements-dev.lock
+	$(VENV)/bin/uv pip compile --quiet pyproject.toml --extra image --extra lume --universal \
+		--python-version 3.9 --custom-compile-command "make lock" \
+		--constraint prefect-agent-docker/requirements.lock \
+		--output-file prefect-agent-docker/requirements-lume.lock
 
 .PHONY: clean
 clean: ## Remove the images, the cache volume and the virtualenv

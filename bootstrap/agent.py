@@ -26,6 +26,7 @@ from bootstrap.kubernetes import job_template
 from bootstrap.launcher.config import CONFIG_ENV, LauncherConfig
 from bootstrap.launcher.policy import Policy
 from bootstrap.log import MASK, logger
+from bootstrap.prefect_config import USER_CONFIG_ENV, user_config_path
 from bootstrap.secrets import is_secret_name, url_credentials
 from bootstrap.server import ApiConfig
 from bootstrap.settings import AgentType, Settings
@@ -199,6 +200,9 @@ def agent_launch(
     }
     if api.api_key:  # also when it came from PREFECT__CLOUD__API_KEY_FILE
         env["PREFECT__CLOUD__API_KEY"] = api.api_key
+    config_file = user_config_path(environ)
+    if config_file is not None:  # e.g. /root/.prefect/config.toml, which prefect would skip
+        env[USER_CONFIG_ENV] = str(config_file)
     flow_run_env = {
         **proxies,
         **(additions.env if additions else {}),

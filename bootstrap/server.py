@@ -8,7 +8,6 @@ over HTTP that prefect's ``Client`` does, and hands the resolved URL to the agen
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -17,11 +16,9 @@ from urllib.parse import urlsplit
 import requests
 
 from bootstrap.errors import ApiError, ServerUnavailableError, SettingsError
+from bootstrap.prefect_config import prefect_settings, user_config_path
 from bootstrap.secrets import read_secret_file, redact_url
 
-# Prefect 1.x defaults (prefect/config.toml): [server] host, port; [cloud] api = server.endpoint.
-DEFAULT_SERVER_HOST = "http://localhost"
-DEFAULT_SERVER_PORT = "4200"
 REQUEST_TIMEOUT = (5.0, 30.0)  # connect, read: seconds
 
 
@@ -41,49 +38,28 @@ class ApiConfig:
         return f"ApiConfig(url={self.display_url!r}, api_key={'***' if self.api_key else None})"
 
 
-_VARIABLE = re.compile(r"\$(\w+|\{([^}]*)\})")
-
-
-def _expand(value: str, environ: Mapping[str, str]) -> str:
-    """``$NAME``/``${NAME}`` and ``~`` expansion, repeated until stable, as prefect does
-    (prefect.configuration.interpolate_env_vars); unknown names stay as they are."""
-
-    def variable(match: re.Match) -> str:
-        name = match.group(2) if match.group(2) is not None else match.group(1)
-        return environ.get(name, match.group(0))
-
-    while True:
-        expanded = os.path.expanduser(_VARIABLE.sub(variable, value))
-        if expanded == value:
-            return value
-        value = expanded
-
-
-def _prefect_env(environ: Mapping[str, str], name: str) -> Optional[str]:
-    value = environ.get(name)
-    if value is None or value == "":
-        return None
-    return _expand(value, environ)
-
-
 def resolve_api(environ: Mapping[str, str]) -> ApiConfig:
-    """Resolve the API URL exactly as prefect 1.x does with ``backend = "server"``.
+    """Resolve the API URL and key exactly as prefect 1.x does with ``backend = "server"``
+    (:mod:`bootstrap.prefect_config`): ``PREFECT__CLOUD__API`` wins; otherwise
+    ``PREFECT__SERVER__ENDPOINT``; otherwise ``PREFECT__SERVER__HOST`` + ``:`` +
+    ``PREFECT__SERVER__PORT``; each from the user configuration file when not set."""
+    values = prefect_settings(environ)
+    source = _api_source(environ)
+    try:
+        check_api_url(values["cloud.api"], source)
+    except SettingsError:
+        if source == "PREFECT__SERVER__HOST":  # name the part that is wrong
+            check_api_url(values["server.host"], source)
+        raise
+    return ApiConfig(url=values["cloud.api"], api_key=api_key(environ, values["cloud.api_key"]))
 
-    ``PREFECT__CLOUD__API`` wins; otherwise ``PREFECT__SERVER__ENDPOINT``; otherwise
-    ``PREFECT__SERVER__HOST`` + ``:`` + ``PREFECT__SERVER__PORT``.
-    """
-    source = "PREFECT__CLOUD__API"
-    url = _prefect_env(environ, source)
-    if url is None:
-        source = "PREFECT__SERVER__ENDPOINT"
-        url = _prefect_env(environ, source)
-    if url is None:
-        host = _prefect_env(environ, "PREFECT__SERVER__HOST") or DEFAULT_SERVER_HOST
-        port = _prefect_env(environ, "PREFECT__SERVER__PORT") or DEFAULT_SERVER_PORT
-        check_api_url(host, "PREFECT__SERVER__HOST")
-        url = f"{host}:{port}"
-    check_api_url(url, source)
-    return ApiConfig(url=url, api_key=api_key(environ))
+
+def _api_source(environ: Mapping[str, str]) -> str:
+    """What decided the API URL, for error messages."""
+    for name in ("PREFECT__CLOUD__API", "PREFECT__SERVER__ENDPOINT", "PREFECT__SERVER__HOST"):
+        if environ.get(name):
+            return name
+    return "Prefect's configuration file" if user_config_path(environ) else "the default"
 
 
 def check_api_url(url: str, source: str) -> None:
@@ -101,14 +77,15 @@ def check_api_url(url: str, source: str) -> None:
 API_KEY_ENV = "PREFECT__CLOUD__API_KEY"
 
 
-def api_key(environ: Mapping[str, str]) -> Optional[str]:
-    """The API key: PREFECT__CLOUD__API_KEY, or the file PREFECT__CLOUD__API_KEY_FILE names
-    (a Docker or Kubernetes secret), as docker-library images read ``*_FILE`` variables."""
-    key = _prefect_env(environ, API_KEY_ENV)
+def api_key(environ: Mapping[str, str], configured: str = "") -> Optional[str]:
+    """The API key: PREFECT__CLOUD__API_KEY (or ``configured``, from Prefect's configuration
+    file), or the file PREFECT__CLOUD__API_KEY_FILE names (a Docker or Kubernetes secret), as
+    docker-library images read ``*_FILE`` variables."""
+    key = configured or None
     path = environ.get(f"{API_KEY_ENV}_FILE")
     if not path:
         return key
-    if key:
+    if environ.get(API_KEY_ENV):
         raise SettingsError(f"set {API_KEY_ENV} or {API_KEY_ENV}_FILE, not both")
     try:
         return read_secret_file(path, f"{API_KEY_ENV}_FILE")

@@ -4,7 +4,7 @@
 #   build.sh create-env PREFIX PYTHON_VERSION LOCK   conda env (conda base) or venv (plain base)
 #   build.sh install-locked PREFIX LOCK [OVERRIDE...]
 #   build.sh slim PREFIX                        drop test suites; bytecode for hot paths only
-#   build.sh install-lume-services PREFIX LOCK REPOSITORY VERSION
+#   build.sh install-lume-services PREFIX LOCK REPOSITORY VERSION PREFECT_VERSION
 #   build.sh share-with-group PREFIX            group 0 may do what the owner may (OpenShift)
 #   build.sh with-ca COMMAND...                 run COMMAND trusting the extra CA, if any
 #
@@ -94,13 +94,14 @@ slim() {
 }
 
 install_lume_services() {
-    prefix=$1 lock=$2 repository=$3 version=$4
+    prefix=$1 lock=$2 repository=$3 version=$4 prefect_version=$5
     if [ -z "$version" ]; then
         echo "build.sh: LUME_SERVICES_VERSION not set: lume-services not installed" >&2
         return 0
     fi
     url="${repository%/}/archive/refs/tags/${version}.tar.gz"
-    archive="/tmp/lume-services-${version}.tar.gz"
+    work=$(mktemp -d)
+    archive="$work/archive.tar.gz"
     echo "build.sh: downloading lume-services $version from $url" >&2
     # Download first, so a missing tag or an unreachable repository gets its own message.
     "$prefix/bin/python" - "$url" "$archive" <<'PY' || exit 1
@@ -116,11 +117,35 @@ except (urllib.error.URLError, OSError) as exc:
     reason = getattr(exc, "reason", exc)
     sys.exit(f"build.sh: error: cannot reach LUME_SERVICES_REPOSITORY for {url}: {reason}")
 PY
-    # The lock constrains shared dependencies, so lume-services cannot move prefect or pydantic.
+    mkdir "$work/src" "$work/dist"
+    tar -xzf "$archive" -C "$work/src" || die "lume-services archive $url is not a gzip tarball"
+    set -- "$work"/src/*/
+    [ $# -eq 1 ] && [ -d "$1" ] || die "lume-services archive $url does not hold one project directory"
+    # A wheel built from the archive names the distribution and the version it really has: a
+    # release's version need not be its tag (a v prefix, two tags on one commit, versioneer's
+    # export-subst). Installing the archive file itself would make uv read a version from
+    # its file name and refuse the mismatch.
+    "$prefix/bin/uv" build --quiet --wheel --python "$prefix/bin/python" \
+        --out-dir "$work/dist" "$1" ||
+        die "lume-services $version from $url does not build (see uv's message above)"
+    set -- "$work"/dist/*.whl
+    wheel=$(basename "$1")
+    name=${wheel%%-*}
+    rest=${wheel#*-}
+    dist_version=${rest%%-*}
+    echo "build.sh: lume-services $version is $name $dist_version" >&2
+    # The image's pins hold (prefect at PREFECT_VERSION); a release that needs others fails
+    # here, uv naming both sides, rather than getting another prefect.
+    sed "s/^prefect==.*/prefect==$prefect_version/" "$lock" >"$work/constraints.txt"
     "$prefix/bin/uv" pip install --python "$prefix/bin/python" --compile-bytecode \
-        --constraint "$lock" "$archive" ||
-        die "installing lume-services $version from $url failed (see uv's message above)"
-    rm -f "$archive"
+        --constraint "$work/constraints.txt" "$1" lume-model ||
+        die "lume-services $version ($name $dist_version) cannot be installed with this" \
+            "image's pins (prefect==$prefect_version, $(basename "$lock")): uv's message above" \
+            "names the conflict; build with a matching PREFECT_VERSION, or another release"
+    mkdir -p "$prefix/share/prefect-agent"
+    printf '{"requested": "%s", "archive": "%s", "distribution": "%s", "version": "%s"}\n' \
+        "$version" "$url" "$name" "$dist_version" >"$prefix/share/prefect-agent/lume-services.json"
+    rm -rf "$work"
 }
 
 share_with_group() {

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.docker_events",
     "tests.fixtures.prefect_api",
     "tests.fixtures.agent_stand",
+    "tests.fixtures.compose",
 ]

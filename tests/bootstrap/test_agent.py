@@ -148,3 +148,19 @@ def test_flow_run_variables_too_large_for_an_exec_are_a_settings_error() -> None
     with pytest.raises(SettingsError, match=r"BOOTSTRAP_AGENT_ENV.*Linux allows one variable"):
         agent_launch(load_settings({"agent_env": huge}), API, TENANT, {})
     agent_launch(load_settings({"agent_env": dict(list(huge.items())[:100])}), API, TENANT, {})
+
+
+def test_the_agent_reads_the_configuration_file_the_bootstrap_found(tmp_path: Path) -> None:
+    """A config.toml the runtime user's prefect would not look for (lume-services mounts it
+    at /root/.prefect/) is named to the agent, so its other settings apply there too."""
+    settings = load_settings({})
+    assert (
+        "PREFECT__USER_CONFIG_PATH"
+        not in agent_launch(settings, API, TENANT, {"HOME": str(tmp_path)}).env
+        or Path("/root/.prefect/config.toml").is_file()
+    )
+    config = tmp_path / ".prefect" / "config.toml"
+    config.parent.mkdir()
+    config.write_text('[server]\nhost = "http://apollo"\n')
+    launch = agent_launch(settings, API, TENANT, {"HOME": str(tmp_path)})
+    assert launch.env["PREFECT__USER_CONFIG_PATH"] == str(config)

@@ -21,6 +21,7 @@ from bootstrap.server import (
     first_id,
     resolve_api,
 )
+from tests.helpers.lume_services import LUME_CONFIG_TOML
 
 ENVIRONMENTS = [
     {},
@@ -42,7 +43,7 @@ for extra in json.loads(sys.argv[1]):
     os.environ["PREFECT__BACKEND"] = "server"
     config = configuration.load_configuration(
         path=configuration.DEFAULT_CONFIG,
-        user_config_path="/nonexistent/config.toml",
+        user_config_path=os.environ.get("PREFECT__USER_CONFIG_PATH", "/nonexistent/config.toml"),
         env_var_prefix=configuration.ENV_VAR_PREFIX,
     )
     results.append(config.cloud.api)
@@ -50,18 +51,30 @@ print(json.dumps(results))
 """
 
 
-def test_api_url_resolution_matches_prefects_own_configuration() -> None:
+def test_api_url_resolution_matches_prefects_own_configuration(tmp_path) -> None:
     """The bootstrap and the agent it starts must never disagree about the server."""
+    config = tmp_path / "config.toml"
+    config.write_text(LUME_CONFIG_TOML)
+    own_api = tmp_path / "api.toml"
+    own_api.write_text('[cloud]\napi = "http://${server.host}.example:4300/graphql"\n')
+    environments = [
+        *ENVIRONMENTS,
+        {"PREFECT__USER_CONFIG_PATH": str(config)},
+        {"PREFECT__USER_CONFIG_PATH": str(config), "PREFECT__SERVER__PORT": "4400"},
+        {"PREFECT__USER_CONFIG_PATH": str(config), "PREFECT__CLOUD__API": "http://a:1/graphql"},
+        {"PREFECT__USER_CONFIG_PATH": str(own_api), "PREFECT__SERVER__HOST": "lume"},
+    ]
     completed = subprocess.run(
-        [sys.executable, "-c", PREFECT_SIDE, json.dumps(ENVIRONMENTS)],
+        [sys.executable, "-c", PREFECT_SIDE, json.dumps(environments)],
         capture_output=True,
         text=True,
         check=True,
     )
     from_prefect = json.loads(completed.stdout)
-    from_bootstrap = [resolve_api(environ).url for environ in ENVIRONMENTS]
+    from_bootstrap = [resolve_api(environ).url for environ in environments]
     assert from_bootstrap == from_prefect
     assert from_bootstrap[0] == "http://localhost:4200"
+    assert from_bootstrap[len(ENVIRONMENTS)] == "http://apollo:4200"
 
 
 def test_the_api_key_is_never_in_the_repr() -> None:

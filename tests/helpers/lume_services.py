@@ -8,15 +8,62 @@ documented behaviour: every call below is prefect's, so the documents sent are t
 from __future__ import annotations
 
 import datetime
+import importlib
+import sys
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from prefect.backend import FlowRunView
 from prefect.backend.flow_run import watch_flow_run
 from prefect.run_configs import DockerRun
 
-from tests.prefect_api_double.registration import client, server_backend
+from tests.fixtures.extras import make_wheel
+from tests.prefect_api_double.registration import client, register_flow, server_backend
 
 LUME_LABELS = ["lume-services"]
+# Our flow package written as lume-services writes its test flows (tests/e2e/flows/).
+FLOW_SOURCES = Path(__file__).resolve().parents[1] / "e2e" / "flows"
+FLOW_PACKAGE = "lume_e2e_flows"
+FLOW_WHEEL = f"{FLOW_PACKAGE}-0.1.0-py3-none-any.whl"
+# Prefect's config.toml as lume-services' compose stack mounts it into its agent (its shape)
+LUME_CONFIG_TOML = """\
+debug = true
+home_dir = "~/.prefect"
+backend = "server"
+
+[server]
+host = "http://apollo"
+port = "4200"
+host_port = "4200"
+endpoint = "${server.host}:${server.port}"
+"""
+
+
+def flow_package_wheel(directory: Path) -> Path:
+    """A real wheel of the flow package, ``directory / FLOW_WHEEL``."""
+    source = FLOW_SOURCES / FLOW_PACKAGE
+    modules = {f"{FLOW_PACKAGE}/{path.name}": path.read_text() for path in source.glob("*.py")}
+    init = modules.pop(f"{FLOW_PACKAGE}/__init__.py")
+    return make_wheel(directory, FLOW_PACKAGE, "0.1.0", module_text=init, extra_files=modules)
+
+
+def load_flow(module: str):
+    """Import a flow from the package's sources, as the scheduler's side imports it (anew:
+    a flow object is registered once)."""
+    for name in [name for name in sys.modules if name.split(".")[0] == FLOW_PACKAGE]:
+        del sys.modules[name]
+    sys.path.insert(0, str(FLOW_SOURCES))
+    try:
+        return importlib.import_module(f"{FLOW_PACKAGE}.{module}").flow
+    finally:
+        sys.path.remove(str(FLOW_SOURCES))
+
+
+def register_lume_flow(api_url: str, tenant_id: str, project: str, module: str = "report") -> str:
+    """``flow.register(project_name, labels=["lume-services"])``, as lume-services' tests do."""
+    return register_flow(
+        load_flow(module), api_url, project, tenant_id=tenant_id, labels=LUME_LABELS
+    )
 
 
 def docker_run(image: str, project_name: str, labels: Optional[List[str]] = None, **kwargs):

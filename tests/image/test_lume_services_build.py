@@ -1,59 +1,31 @@
-"""LUME_SERVICES_VERSION: lume-services from ${LUME_SERVICES_REPOSITORY}/archive/refs/tags/."""
+"""LUME_SERVICES_VERSION: a lume-services release from ${LUME_SERVICES_REPOSITORY}/archive/
+refs/tags/<tag>.tar.gz, as GitHub serves it; the archives are made with ``git archive`` from a
+repository that behaves as lume-services' does (tests/fixtures/lume_services_repo.py)."""
 
 from __future__ import annotations
 
-import io
-import tarfile
-import threading
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+import json
+from typing import Iterator
 
 import pytest
 
+from tests.fixtures.lume_services_repo import serve_lume_services
 from tests.fixtures.net import free_port
 
 pytestmark = pytest.mark.docker
 
-TAG = "v9.9.9"
-PYPROJECT = """\
-[build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
-
-[project]
-name = "lume-services"
-version = "9.9.9"
-# Unpinned on purpose: the image's lock must keep pydantic<2 and prefect 1.2.4.
-dependencies = ["pydantic", "prefect"]
-"""
+RECORD = "/opt/prefect/share/prefect-agent/lume-services.json"
+IMPORTS = (
+    "import json, lume_services, lume_services.tasks, lume_services.flows, lume_model, prefect;"
+    "import pydantic, importlib.metadata as m;"
+    "print(json.dumps([lume_services.__version__, m.version('lume-model'), prefect.__version__,"
+    " pydantic.VERSION, json.load(open('" + RECORD + "'))]))"
+)
 
 
-def github_archive(directory: Path, tag: str) -> None:
-    """Write the tarball GitHub serves for a tag: one top directory <repo>-<version>/."""
-    target = directory / "slaclab" / "lume-services" / "archive" / "refs" / "tags"
-    target.mkdir(parents=True)
-    files = {
-        "pyproject.toml": PYPROJECT,
-        "lume_services/__init__.py": '__version__ = "9.9.9"\n',
-    }
-    with tarfile.open(target / f"{tag}.tar.gz", "w:gz") as archive:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(f"lume-services-{tag.lstrip('v')}/{name}")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-
-
-@pytest.fixture
-def repository(tmp_path: Path):
-    github_archive(tmp_path, TAG)
-    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/slaclab/lume-services"
-    server.shutdown()
-    server.server_close()
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from serve_lume_services(tmp_path_factory.mktemp("lume-services"))
 
 
 def build_args(repository: str, version: str) -> list:
@@ -67,22 +39,46 @@ def build_args(repository: str, version: str) -> list:
     ]
 
 
-def test_prod_installs_lume_services_from_the_tag_archive(
-    docker_build, containers, repository: str
+def test_a_release_installs_as_it_is_with_what_its_flows_import(
+    docker_build, containers, docker_client, repository: str
 ) -> None:
+    """v0.1.3 tags the commit of v0.1.2, so its archive says 0.1.2 (as lume-services' does):
+    installed as 0.1.2, recorded, with lume-model for lume_services.tasks."""
     image = "prefect-agent-test:lume-services"
-    built = docker_build(*build_args(repository, TAG), tag=image)
+    built = docker_build(*build_args(repository, "v0.1.3"), tag=image)
     assert built.returncode == 0, built.stderr[-3000:]
-    code = (
-        "import lume_services, prefect, pydantic;"
-        "print(lume_services.__version__, prefect.__version__, pydantic.VERSION)"
-    )
-    result = containers.run_to_end(image, ["python", "-c", code])
+    assert "build.sh: lume-services v0.1.3 is lume_services 0.1.2" in built.stderr
+    result = containers.run_to_end(image, ["python", "-c", IMPORTS])
     assert result.exit_code == 0, result
-    lume_version, prefect_version, pydantic_version = result.stdout.split()
-    assert lume_version == "9.9.9"
+    lume_version, lume_model, prefect_version, pydantic_version, record = json.loads(result.stdout)
+    assert lume_version == "0.1.2"
+    assert lume_model == "1.7.1"  # pinned in requirements-lume.lock: works with pydantic 1
     assert prefect_version == "1.2.4"  # the lock constrains what lume-services pulls in
     assert pydantic_version.startswith("1.")
+    assert record == {
+        "requested": "v0.1.3",
+        "archive": f"{repository}/archive/refs/tags/v0.1.3.tar.gz",
+        "distribution": "lume_services",
+        "version": "0.1.2",
+    }
+    labels = docker_client.images.get(image).labels
+    assert labels["io.prefect-agent.lume-services.requested"] == "v0.1.3"
+
+
+def test_a_tag_that_is_no_version_still_installs(docker_build, repository: str) -> None:
+    built = docker_build(*build_args(repository, "0.2.0"))
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "build.sh: lume-services 0.2.0 is lume_services 0+unknown" in built.stderr
+
+
+def test_a_release_pinning_another_prefect_fails_naming_both(docker_build, repository: str) -> None:
+    built = docker_build(*build_args(repository, "v0.3.0"))
+    assert built.returncode != 0
+    assert "lume-services v0.3.0 (lume_services 0.3.0) cannot be installed with this" in (
+        built.stderr
+    )
+    assert "prefect==1.4.1" in built.stderr  # what the release needs
+    assert "prefect==1.2.4" in built.stderr  # what the image pins
 
 
 def test_a_missing_tag_fails_the_build_clearly(docker_build, repository: str) -> None:
@@ -94,7 +90,7 @@ def test_a_missing_tag_fails_the_build_clearly(docker_build, repository: str) ->
 
 def test_an_unreachable_repository_fails_the_build_clearly(docker_build) -> None:
     unreachable = f"http://127.0.0.1:{free_port()}/slaclab/lume-services"
-    built = docker_build(*build_args(unreachable, TAG))
+    built = docker_build(*build_args(unreachable, "v0.1.3"))
     assert built.returncode != 0
     assert "cannot reach LUME_SERVICES_REPOSITORY" in built.stderr
     assert "Connection refused" in built.stderr

@@ -1,0 +1,114 @@
+"""Prefect's own configuration, as far as the bootstrap needs it (the server address and key),
+read the way prefect 1.x reads it: its defaults, then the user configuration file, then
+``PREFECT__*`` variables, then ``${section.key}`` references and ``$NAME`` variables.
+
+The user configuration file is ``PREFECT__USER_CONFIG_PATH``, else ``~/.prefect/config.toml``
+of the runtime user, else ``/root/.prefect/config.toml``: where lume-services' compose stack
+and the Prefect images mount it, which prefect itself would not read when not running as
+root. The agent is handed the file found (:func:`user_config_path`), so it reads it too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from bootstrap.errors import SettingsError
+
+USER_CONFIG_ENV = "PREFECT__USER_CONFIG_PATH"
+ROOT_USER_CONFIG = Path("/root/.prefect/config.toml")
+# prefect/config.toml's defaults for what the bootstrap reads.
+DEFAULTS = {
+    "server.host": "http://localhost",
+    "server.port": "4200",
+    "server.endpoint": "${server.host}:${server.port}",
+    "cloud.api": "${server.endpoint}",
+    "cloud.api_key": "",
+}
+_REFERENCE = re.compile(r"\$\{([\w.]+)\}")
+_VARIABLE = re.compile(r"\$(\w+|\{([^}]*)\})")
+
+
+def variable_name(key: str) -> str:
+    """``server.host`` -> ``PREFECT__SERVER__HOST``."""
+    return "PREFECT__" + "__".join(part.upper() for part in key.split("."))
+
+
+def expand(value: str, environ: Mapping[str, str]) -> str:
+    """``$NAME``/``${NAME}`` and ``~`` expansion, repeated until stable, as prefect does
+    (prefect.configuration.interpolate_env_vars); unknown names stay as they are."""
+
+    def variable(match: re.Match) -> str:
+        name = match.group(2) or match.group(1)
+        return environ.get(name, match.group(0))
+
+    for _ in range(10):
+        expanded = os.path.expanduser(_VARIABLE.sub(variable, value))
+        if expanded == value:
+            return value
+        value = expanded
+    return value
+
+
+def user_config_path(environ: Mapping[str, str]) -> Optional[Path]:
+    """The user configuration file prefect should read here, if there is one."""
+    configured = environ.get(USER_CONFIG_ENV)
+    if configured:
+        path = Path(expand(configured, environ))
+        if not path.is_file():
+            raise SettingsError(f"{USER_CONFIG_ENV}={configured}: no such file")
+        return path
+    home = environ.get("HOME") or str(Path.home())
+    for candidate in (Path(home) / ".prefect" / "config.toml", ROOT_USER_CONFIG):
+        try:
+            if candidate.is_file():
+                return candidate
+        except PermissionError:  # a directory on the way this user may not search
+            continue
+    return None
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
+    flat: Dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def read_user_config(path: Path) -> Dict[str, Any]:
+    import toml  # prefect's own TOML reader (a dependency of prefect 1.x)
+
+    try:
+        return _flatten(toml.loads(path.read_text()))
+    except (OSError, UnicodeDecodeError, toml.TomlDecodeError) as exc:
+        raise SettingsError(f"cannot read Prefect's configuration file {path}: {exc}") from None
+
+
+def prefect_settings(environ: Mapping[str, str]) -> Dict[str, str]:
+    """The keys of :data:`DEFAULTS` as prefect would see them in this environment."""
+    path = user_config_path(environ)
+    from_file = read_user_config(path) if path else {}
+    values: Dict[str, str] = {}
+    for key, default in DEFAULTS.items():
+        value = environ.get(variable_name(key))
+        if value in (None, ""):
+            value = from_file.get(key, default)
+        values[key] = str(value)
+    for _ in range(10):  # ${section.key} references, as prefect resolves them
+        resolved = _resolve_references(values)
+        if resolved == values:
+            break
+        values = resolved
+    return {key: expand(value, environ) for key, value in values.items()}
+
+
+def _resolve_references(values: Mapping[str, str]) -> Dict[str, str]:
+    def reference(match: re.Match) -> str:
+        return values.get(match.group(1), match.group(0))
+
+    return {key: _REFERENCE.sub(reference, value) for key, value in values.items()}
