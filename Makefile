@@ -8,8 +8,8 @@ SHELL := /bin/bash
 
 # Images ------------------------------------------------------------------------------------
 IMAGE ?= prefect-agent
-DEV_TAG ?= dev
-PROD_TAG ?= prod
+DEV_TAG ?= dev$(ARCH_SUFFIX)
+PROD_TAG ?= prod$(ARCH_SUFFIX)
 RUN_IMAGE ?= $(IMAGE):$(PROD_TAG)
 RUN_NAME ?= $(IMAGE)-agent
 # The agent exits 3 or 5 after a long API or engine outage (BOOTSTRAP_AGENT_API_OUTAGE_LIMIT):
@@ -18,6 +18,8 @@ RUN_RESTART ?= on-failure:5
 RUN_FOLLOW ?= true
 # More `docker run` options for `make run`: RUN_ARGS='-v /srv/flows:/flows:ro --memory 2g'.
 RUN_ARGS ?=
+# Where `make sbom` writes the image's SBOM.
+SBOM_FILE ?= sbom.cdx.json
 # The image runs as uid 1000: it gets the socket's group, no capabilities and no new privileges.
 DOCKER_SOCKET ?= /var/run/docker.sock
 
@@ -26,7 +28,7 @@ DOCKER_SOCKET ?= /var/run/docker.sock
 # Without a registry (OFFLINE_BASE=auto) the build falls back to a Debian base made locally
 # from Debian packages.
 BASE_IMAGE ?= $(shell sed -n 's/^ARG BASE_IMAGE=//p' prefect-agent-docker/Dockerfile)
-LOCAL_BASE_IMAGE ?= prefect-agent-base:bookworm
+LOCAL_BASE_IMAGE ?= prefect-agent-base:bookworm$(ARCH_SUFFIX)
 OFFLINE_BASE ?= auto
 PYTHON_VERSION ?= 3.11
 PREFECT_VERSION ?= 1.2.4
@@ -47,15 +49,27 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 ENV_FILE ?= $(wildcard .env)
 
+# Build for another platform through QEMU emulation (`make build PLATFORM=linux/arm64`): the
+# tags get the architecture as a suffix, the offline base is built for it, and `emulation`
+# registers the binfmt handlers first.
+PLATFORM ?=
+ARCH_SUFFIX := $(if $(PLATFORM),-$(notdir $(PLATFORM)))
+
 VCS_REF := $(or $(shell git rev-parse --verify --quiet HEAD 2>/dev/null),unknown)
+# The commit's time: org.opencontainers.image.created and the SBOM's timestamp, so that
+# rebuilding one commit gives the same metadata. Set SOURCE_DATE_EPOCH to override.
+SOURCE_DATE_EPOCH ?= $(or $(shell git log -1 --format=%ct 2>/dev/null),0)
+CREATED := $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
 IMAGE_VERSION := $(or $(shell git describe --tags --always --dirty 2>/dev/null),0.0.0-dev)
 
 # The base to build FROM: BASE_IMAGE, or the offline one when the default cannot be pulled
 # (an explicitly given BASE_IMAGE never falls back). A shell assignment, so that a failure
 # stops the recipe.
 RESOLVE_BASE = base=$$(DOCKER=$(DOCKER) BASE_IMAGE=$(BASE_IMAGE) \
-	BASE_IMAGE_EXPLICIT=$(if $(filter file,$(origin BASE_IMAGE)),0,1) \
-	LOCAL_BASE_IMAGE=$(LOCAL_BASE_IMAGE) OFFLINE_BASE=$(OFFLINE_BASE) scripts/base-image.sh)
+	BASE_IMAGE_EXPLICIT=$(if $(filter file,$(origin BASE_IMAGE)),0,1) PLATFORM=$(PLATFORM) \
+	LOCAL_BASE_IMAGE=$(LOCAL_BASE_IMAGE) OFFLINE_BASE=$(OFFLINE_BASE) scripts/base-image.sh); \
+	digest=$$($(DOCKER) image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' \
+		"$$base" | sed -n '1s/.*@//p')
 # After a build on a stand-in base: say so last, where it is seen.
 REPORT_BASE = if [ "$$base" != "$(BASE_IMAGE)" ]; then \
 	echo "note: built on the offline base $$base, not $(BASE_IMAGE) (which cannot be pulled here); label io.prefect-agent.base.requested says so" >&2; fi
@@ -70,6 +84,10 @@ BUILD = DOCKER_BUILDKIT=1 $(DOCKER) build --network host --progress plain \
 	--build-arg LUME_SERVICES_VERSION="$(LUME_SERVICES_VERSION)" \
 	--build-arg IMAGE_VERSION=$(IMAGE_VERSION) \
 	--build-arg VCS_REF=$(VCS_REF) \
+	--build-arg BASE_DIGEST="$$digest" \
+	--build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+	--build-arg CREATED=$(CREATED) \
+	$(if $(PLATFORM),--platform $(PLATFORM)) \
 	$(if $(EXTRA_CA_CERT),--secret id=extra_ca$(comma)src=$(EXTRA_CA_CERT)) \
 	$(EXTRA_BUILD_FLAGS)
 comma := ,
@@ -95,16 +113,27 @@ engine: ## Make sure a Docker engine answers (installs/starts one on a bare Debi
 	@scripts/docker-engine.sh
 
 .PHONY: base
-base: engine ## (Re)build the offline Debian base image from Debian packages
-	DOCKER=$(DOCKER) scripts/local-base-image.sh $(LOCAL_BASE_IMAGE)
+base: engine $(if $(PLATFORM),emulation) ## (Re)build the offline Debian base image from Debian packages
+	DOCKER=$(DOCKER) PLATFORM=$(PLATFORM) scripts/local-base-image.sh $(LOCAL_BASE_IMAGE)
 
 .PHONY: build
-build: engine ## Build the dev image ($(IMAGE):$(DEV_TAG))
+build: engine $(if $(PLATFORM),emulation) ## Build the dev image ($(IMAGE):$(DEV_TAG)); PLATFORM=linux/arm64 for arm64
 	$(RESOLVE_BASE); $(BUILD) --target dev --tag $(IMAGE):$(DEV_TAG) .; $(REPORT_BASE)
 
 .PHONY: build-prod
-build-prod: engine ## Build the prod image ($(IMAGE):$(PROD_TAG))
+build-prod: engine $(if $(PLATFORM),emulation) ## Build the prod image ($(IMAGE):$(PROD_TAG)); PLATFORM=linux/arm64 for arm64
 	$(RESOLVE_BASE); $(BUILD) --target prod --tag $(IMAGE):$(PROD_TAG) .; $(REPORT_BASE)
+
+.PHONY: emulation
+emulation: ## Register QEMU's binfmt handlers so that other platforms' images build and run (Debian, root)
+	scripts/emulation.sh $(PLATFORM)
+
+.PHONY: sbom
+sbom: ## Copy the SBOM (CycloneDX JSON) of $(RUN_IMAGE) into $(SBOM_FILE)
+	container=$$($(DOCKER) create $(RUN_IMAGE)); \
+	trap '$(DOCKER) rm $$container >/dev/null' EXIT; \
+	$(DOCKER) cp "$$container:/usr/share/doc/prefect-agent/sbom.cdx.json" - | tar -xO >$(SBOM_FILE)
+	@echo "$(SBOM_FILE): the SBOM of $(RUN_IMAGE)"
 
 .PHONY: run
 run: engine ## Run the agent (replacing an earlier one) with a restart policy, then follow its log
@@ -152,10 +181,11 @@ lint: venv ## Lint Python (ruff), the Dockerfile (hadolint) and shell scripts (s
 	$(VENV)/bin/shellcheck scripts/*.sh prefect-agent-docker/*.sh .ci/run
 
 .PHONY: test
-test: lint tools build build-prod ## Run every test: unit, image, end-to-end (builds what they need), then test-prefect-1.4
+test: lint tools build build-prod ## Run every test: unit, image, end-to-end (builds what they need), then test-prefect-1.4 and test-arm64
 	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
 	$(MAKE) test-prefect-1.4
+	$(MAKE) test-arm64
 
 # The last Prefect 1.x release (what lume-services' main branch pins): a second prod image,
 # with the prod image tests and the first-flow walkthrough (registration, agent, flow run).
@@ -168,6 +198,14 @@ test-prefect-1.4: venv ## Build prod with PREFECT_VERSION=1.4.1; run its image a
 	IMAGE=$(IMAGE) PROD_TAG=$(PREFECT_1_4_TAG) PREFECT_VERSION=$(PREFECT_1_4) DOCKER=$(DOCKER) \
 		$(VENV)/bin/pytest -k "prod or first_flow" tests/image/test_image.py \
 		tests/image/test_agent_container.py tests/e2e/test_first_flow.py $(PYTEST_ARGS)
+
+# arm64 through QEMU: the prod image built for linux/arm64 and run emulated (the last part of
+# `make test`: about 4 minutes, most of it the arm64 base).
+.PHONY: test-arm64
+test-arm64: venv ## Build prod for linux/arm64 (QEMU) and run it: prefect, the bootstrap, an agent registering
+	$(MAKE) build-prod PLATFORM=linux/arm64
+	IMAGE=$(IMAGE) ARM64_IMAGE=$(IMAGE):$(PROD_TAG)-arm64 DOCKER=$(DOCKER) \
+		$(VENV)/bin/pytest -m arm64 tests/image/test_arm64.py $(PYTEST_ARGS)
 
 .PHONY: e2e
 e2e: venv build ## Run only the end-to-end scenario (agent image, API double, flow-run container)

@@ -4,8 +4,10 @@
 #   build.sh create-env PREFIX PYTHON_VERSION LOCK   conda env (conda base) or venv (plain base)
 #   build.sh install-locked PREFIX LOCK [OVERRIDE...]
 #   build.sh slim PREFIX                        drop test suites; bytecode for hot paths only
+#   build.sh install-bootstrap-wheel PREFIX WHEEL  the bootstrap, reproducibly
 #   build.sh install-lume-services PREFIX LOCK REPOSITORY VERSION PREFECT_VERSION
 #   build.sh share-with-group PREFIX            group 0 may do what the owner may (OpenShift)
+#   build.sh sbom PREFIX OUTPUT VERSION TARGET BASE   CycloneDX SBOM of PREFIX and the base
 #   build.sh with-ca COMMAND...                 run COMMAND trusting the extra CA, if any
 #
 # The extra CA certificate (for TLS-intercepting proxies) arrives as the BuildKit secret
@@ -90,7 +92,31 @@ slim() {
     # Bytecode for the modules that start the bootstrap, an agent or a flow run (60 of 150 MB):
     # the rest compiles on first use, into the container, as the runtime user owns the env.
     find "$prefix" -name __pycache__ -type d -prune -exec rm -rf {} +
+    same_mtimes "$prefix"
     "$prefix/bin/python" "$(dirname "$0")/warm-imports.py"
+}
+
+# Reproducible content: bytecode records its source's mtime, which is the install time; with
+# every mtime fixed first, two builds of one commit write the same bytes. (Timestamp-based
+# bytecode is kept: hash-based would cost every import a read and hash of its source.)
+REPRODUCIBLE_MTIME=315532800 # 1980-01-01, the earliest a zip (wheel) can hold
+
+same_mtimes() {
+    find "$@" -exec touch -h -d "@$REPRODUCIBLE_MTIME" {} +
+}
+
+install_bootstrap_wheel() {
+    prefix=$1 wheel=$2
+    site=$("$prefix/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    "$prefix/bin/uv" pip install --quiet --python "$prefix/bin/python" --no-deps --no-index \
+        --no-cache "$wheel"
+    # uv's note of where the wheel came from holds the install time: not part of the image.
+    for record in "$site"/prefect_agent_bootstrap-*.dist-info/RECORD; do
+        rm -f "$(dirname "$record")/uv_cache.json"
+        sed -i '/uv_cache\.json/d' "$record"
+    done
+    same_mtimes "$site/bootstrap" "$site"/prefect_agent_bootstrap-*.dist-info "$prefix/bin"
+    "$prefix/bin/python" -m compileall -q "$site/bootstrap"
 }
 
 install_lume_services() {
@@ -155,7 +181,16 @@ share_with_group() {
     chmod -R g=u "$1"
 }
 
-command=${1:?usage: build.sh create-env|install-locked|slim|install-lume-services|share-with-group|with-ca ...}
+sbom() {
+    prefix=$1 output=$2 version=$3 target=$4 base=$5
+    # Run by the environment's own Python, so it lists what is installed there. A failure
+    # fails the build: an image without its bill of materials is not shipped.
+    "$prefix/bin/python" -I "$(dirname "$0")/sbom.py" "$output" --version "$version" \
+        --target "$target" --prefix "$prefix" --base-image "$base" ||
+        die "could not write the SBOM of $target"
+}
+
+command=${1:?usage: build.sh create-env|install-locked|slim|install-lume-services|share-with-group|sbom|with-ca ...}
 shift
 case "$command" in
     create-env) create_env "$@" ;;
@@ -163,6 +198,8 @@ case "$command" in
     slim) slim "$@" ;;
     install-lume-services) install_lume_services "$@" ;;
     share-with-group) share_with_group "$@" ;;
+    sbom) sbom "$@" ;;
+    install-bootstrap-wheel) install_bootstrap_wheel "$@" ;;
     with-ca) with_ca "$@" ;;
     *) die "unknown step '$command'" ;;
 esac

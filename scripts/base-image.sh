@@ -6,6 +6,7 @@
 #   2. otherwise, with OFFLINE_BASE=auto (the default), a base built locally from Debian
 #      packages (a host with no registry, like CI), built once and then reused.
 #
+# PLATFORM (e.g. linux/arm64) pulls or builds the base for that platform.
 # OFFLINE_BASE=never fails instead of falling back; OFFLINE_BASE=always skips step 1. A
 # BASE_IMAGE the operator chose (BASE_IMAGE_EXPLICIT=1) never falls back: a build on another
 # base than the one asked for would be a surprise. Diagnostics go to stderr; stdout is only
@@ -19,7 +20,14 @@ OFFLINE_BASE=${OFFLINE_BASE:-auto}
 BASE_IMAGE_EXPLICIT=${BASE_IMAGE_EXPLICIT:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 
-present() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
+PLATFORM=${PLATFORM:-}
+# PLATFORM (linux/arm64) asks for another architecture than the engine's own.
+want_arch=${PLATFORM#*/}
+
+present() {
+    arch=$("$DOCKER" image inspect --format '{{.Architecture}}' "$1" 2>/dev/null) || return 1
+    [ -z "$want_arch" ] || [ "$arch" = "$want_arch" ]
+}
 
 case "$OFFLINE_BASE" in
     auto | never | always) ;;
@@ -31,7 +39,7 @@ if [ "$OFFLINE_BASE" != always ]; then
         echo "$BASE_IMAGE"
         exit 0
     fi
-    if pull_error=$("$DOCKER" pull --quiet "$BASE_IMAGE" 2>&1 >/dev/null); then
+    if pull_error=$("$DOCKER" pull --quiet ${PLATFORM:+--platform "$PLATFORM"} "$BASE_IMAGE" 2>&1 >/dev/null); then
         echo "$BASE_IMAGE"
         exit 0
     fi
@@ -49,6 +57,6 @@ if [ "$OFFLINE_BASE" != always ]; then
 fi
 
 if ! present "$LOCAL_BASE_IMAGE"; then
-    DOCKER="$DOCKER" "$here/local-base-image.sh" "$LOCAL_BASE_IMAGE"
+    DOCKER="$DOCKER" PLATFORM="$PLATFORM" "$here/local-base-image.sh" "$LOCAL_BASE_IMAGE"
 fi
 echo "$LOCAL_BASE_IMAGE"

@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
 # Make sure the host tools the tests drive are installed: docker-compose (the LUME-services
-# compose file is validated and run with it) and kubectl (kustomize of deploy/kubernetes).
+# compose file is validated and run with it), kubectl (kustomize of deploy/kubernetes) and
+# Renovate's config validator (renovate.json), the last from npm into .tools/renovate.
 #
 # On a Debian host as root (a CI machine) this installs what is missing from Debian's
 # packages; anywhere else it names the packages and fails, rather than touching a
 # workstation's setup.
 set -euo pipefail
+
+RENOVATE_VERSION=${RENOVATE_VERSION:-41.173.1}
+tools=$(cd "$(dirname "$0")/.." && pwd)/.tools
+
+if [ ! -x "$tools/renovate/node_modules/.bin/renovate-config-validator" ]; then
+    command -v npm >/dev/null 2>&1 || {
+        echo "error: the tests need npm (Node.js) for Renovate's config validator" >&2
+        exit 1
+    }
+    echo "test-tools: installing renovate@$RENOVATE_VERSION into $tools/renovate (npm) ..." >&2
+    npm install --prefix "$tools/renovate" --no-audit --no-fund --silent \
+        "renovate@$RENOVATE_VERSION" >/dev/null
+fi
 
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)

@@ -63,6 +63,13 @@ def test_a_release_installs_as_it_is_with_what_its_flows_import(
     }
     labels = docker_client.images.get(image).labels
     assert labels["io.prefect-agent.lume-services.requested"] == "v0.1.3"
+    sbom = json.loads(
+        containers.run_to_end(image, ["cat", "/usr/share/doc/prefect-agent/sbom.cdx.json"]).stdout
+    )
+    properties = {item["name"]: item["value"] for item in sbom["metadata"]["properties"]}
+    assert properties["prefect-agent:lume-services.version"] == "0.1.2"
+    listed = {(c["name"], c["version"]) for c in sbom["components"]}
+    assert {("lume-services", "0.1.2"), ("lume-model", "1.7.1")} <= listed
 
 
 def test_a_tag_that_is_no_version_still_installs(docker_build, repository: str) -> None:
