@@ -53,7 +53,7 @@ ENV_FILE ?= $(wildcard .env)
 # tags get the architecture as a suffix, the offline base is built for it, and `emulation`
 # registers the binfmt handlers first.
 PLATFORM ?=
-ARCH_SUFFIX := $(if $(PLATFORM),-$(notdir $(PLATFORM)))
+ARCH_SUFFIX := $(if $(PLATFORM),-$(word 2,$(subst /, ,$(PLATFORM))))
 
 VCS_REF := $(or $(shell git rev-parse --verify --quiet HEAD 2>/dev/null),unknown)
 # The commit's time: org.opencontainers.image.created and the SBOM's timestamp, so that
@@ -68,8 +68,7 @@ IMAGE_VERSION := $(or $(shell git describe --tags --always --dirty 2>/dev/null),
 RESOLVE_BASE = base=$$(DOCKER=$(DOCKER) BASE_IMAGE=$(BASE_IMAGE) \
 	BASE_IMAGE_EXPLICIT=$(if $(filter file,$(origin BASE_IMAGE)),0,1) PLATFORM=$(PLATFORM) \
 	LOCAL_BASE_IMAGE=$(LOCAL_BASE_IMAGE) OFFLINE_BASE=$(OFFLINE_BASE) scripts/base-image.sh); \
-	digest=$$($(DOCKER) image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' \
-		"$$base" | sed -n '1s/.*@//p')
+	digest=$$(DOCKER=$(DOCKER) scripts/base-digest.sh "$$base")
 # After a build on a stand-in base: say so last, where it is seen.
 REPORT_BASE = if [ "$$base" != "$(BASE_IMAGE)" ]; then \
 	echo "note: built on the offline base $$base, not $(BASE_IMAGE) (which cannot be pulled here); label io.prefect-agent.base.requested says so" >&2; fi
@@ -203,7 +202,8 @@ test-prefect-1.4: venv ## Build prod with PREFECT_VERSION=1.4.1; run its image a
 # `make test`: about 4 minutes, most of it the arm64 base).
 .PHONY: test-arm64
 test-arm64: venv ## Build prod for linux/arm64 (QEMU) and run it: prefect, the bootstrap, an agent registering
-	$(MAKE) build-prod PLATFORM=linux/arm64
+	$(MAKE) build-prod PLATFORM=linux/arm64 PROD_TAG=$(PROD_TAG)-arm64 \
+		LOCAL_BASE_IMAGE=$(LOCAL_BASE_IMAGE)-arm64
 	IMAGE=$(IMAGE) ARM64_IMAGE=$(IMAGE):$(PROD_TAG)-arm64 DOCKER=$(DOCKER) \
 		$(VENV)/bin/pytest -m arm64 tests/image/test_arm64.py $(PYTEST_ARGS)
 

@@ -31,11 +31,6 @@ _REFERENCE = re.compile(r"\$\{([\w.]+)\}")
 _VARIABLE = re.compile(r"\$(\w+|\{([^}]*)\})")
 
 
-def variable_name(key: str) -> str:
-    """``server.host`` -> ``PREFECT__SERVER__HOST``."""
-    return "PREFECT__" + "__".join(part.upper() for part in key.split("."))
-
-
 def expand(value: str, environ: Mapping[str, str]) -> str:
     """``$NAME``/``${NAME}`` and ``~`` expansion, repeated until stable, as prefect does
     (prefect.configuration.interpolate_env_vars); unknown names stay as they are."""
@@ -90,21 +85,24 @@ def read_user_config(path: Path) -> Dict[str, Any]:
 
 
 def prefect_settings(environ: Mapping[str, str]) -> Dict[str, str]:
-    """The keys of :data:`DEFAULTS` as prefect would see them in this environment."""
+    """The keys of :data:`DEFAULTS` as prefect would see them in this environment.
+
+    As prefect does, references resolve against the whole configuration (defaults, every key
+    of the file, every ``PREFECT__`` variable), so ``host = "http://${server.host_ip}"`` works.
+    """
     path = user_config_path(environ)
-    from_file = read_user_config(path) if path else {}
-    values: Dict[str, str] = {}
-    for key, default in DEFAULTS.items():
-        value = environ.get(variable_name(key))
-        if value in (None, ""):
-            value = from_file.get(key, default)
-        values[key] = str(value)
+    values: Dict[str, str] = {key: str(value) for key, value in DEFAULTS.items()}
+    if path:
+        values.update({key: str(value) for key, value in read_user_config(path).items()})
+    for name, value in environ.items():
+        if name.startswith("PREFECT__") and value != "":
+            values[".".join(part.lower() for part in name[len("PREFECT__") :].split("__"))] = value
     for _ in range(10):  # ${section.key} references, as prefect resolves them
         resolved = _resolve_references(values)
         if resolved == values:
             break
         values = resolved
-    return {key: expand(value, environ) for key, value in values.items()}
+    return {key: expand(values[key], environ) for key in DEFAULTS}
 
 
 def _resolve_references(values: Mapping[str, str]) -> Dict[str, str]:

@@ -120,7 +120,9 @@ def timestamp(source_date_epoch: Optional[str]) -> str:
 def assemble(components: List[dict], image: dict, properties: Dict[str, str],
              source_date_epoch: Optional[str]) -> dict:  # fmt: skip
     """The whole document: ``components``, ``image`` described, and what it consists of."""
-    components = sorted(components, key=lambda component: component["bom-ref"])
+    # One component per reference: a conda env repeats its base's packages (same purl).
+    unique = {component["bom-ref"]: component for component in reversed(components)}
+    components = sorted(unique.values(), key=lambda component: component["bom-ref"])
     bom = {
         "bomFormat": "CycloneDX",
         "specVersion": SPEC_VERSION,

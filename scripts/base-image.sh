@@ -21,8 +21,14 @@ BASE_IMAGE_EXPLICIT=${BASE_IMAGE_EXPLICIT:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 
 PLATFORM=${PLATFORM:-}
-# PLATFORM (linux/arm64) asks for another architecture than the engine's own.
-want_arch=${PLATFORM#*/}
+# The architecture wanted: PLATFORM's (linux/arm64[/v8]), else the engine's own, so that a
+# base pulled or built for another platform under the same name is never taken by mistake.
+if [ -n "$PLATFORM" ]; then
+    want_arch=${PLATFORM#*/}
+    want_arch=${want_arch%%/*}
+else
+    want_arch=$("$DOCKER" version --format '{{.Server.Arch}}' 2>/dev/null || true)
+fi
 
 present() {
     arch=$("$DOCKER" image inspect --format '{{.Architecture}}' "$1" 2>/dev/null) || return 1

@@ -10,6 +10,7 @@ set -euo pipefail
 platform=${1:-linux/arm64}
 platform=${platform:-linux/arm64}
 arch=${platform#*/}
+arch=${arch%%/*}
 case "$arch" in
     arm64) qemu=aarch64 ;;
     amd64) qemu=x86_64 ;;

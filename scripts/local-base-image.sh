@@ -16,6 +16,7 @@ DEBIAN_SUITE=${DEBIAN_SUITE:-bookworm}
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PLATFORM=${PLATFORM:-}
 arch=${PLATFORM#*/}
+arch=${arch%%/*}
 arch=${arch:-$(dpkg --print-architecture)}
 
 needs=(mmdebstrap)

@@ -8,29 +8,26 @@
 # workstation's setup.
 set -euo pipefail
 
+missing=()
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: the tests need ${missing[*]} (Debian packages); install them and retry" >&2
+        exit 1
+    fi
+    echo "test-tools: installing ${missing[*]} from Debian ..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
 RENOVATE_VERSION=${RENOVATE_VERSION:-41.173.1}
 tools=$(cd "$(dirname "$0")/.." && pwd)/.tools
 
 if [ ! -x "$tools/renovate/node_modules/.bin/renovate-config-validator" ]; then
-    command -v npm >/dev/null 2>&1 || {
-        echo "error: the tests need npm (Node.js) for Renovate's config validator" >&2
-        exit 1
-    }
     echo "test-tools: installing renovate@$RENOVATE_VERSION into $tools/renovate (npm) ..." >&2
     npm install --prefix "$tools/renovate" --no-audit --no-fund --silent \
         "renovate@$RENOVATE_VERSION" >/dev/null
 fi
-
-missing=()
-command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
-command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "error: the tests need ${missing[*]} (Debian packages); install them and retry" >&2
-    exit 1
-fi
-echo "test-tools: installing ${missing[*]} from Debian ..." >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

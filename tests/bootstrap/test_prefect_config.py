@@ -17,11 +17,12 @@ from tests.helpers.lume_services import LUME_CONFIG_TOML
 def test_prefects_configuration_file_is_found_where_it_is_mounted(tmp_path, monkeypatch) -> None:
     home = tmp_path / "home"
     (home / ".prefect").mkdir(parents=True)
-    assert user_config_path({"HOME": str(home)}) in (None, prefect_config.ROOT_USER_CONFIG)
-    root_config = tmp_path / "root" / "config.toml"
+    root_config = tmp_path / "root" / "config.toml"  # stands for /root/.prefect/config.toml
+    monkeypatch.setattr(prefect_config, "ROOT_USER_CONFIG", root_config)
+    assert user_config_path({"HOME": str(home)}) is None  # neither file: prefect's defaults
+    assert resolve_api({"HOME": str(home)}).url == "http://localhost:4200"
     root_config.parent.mkdir()
     root_config.write_text(LUME_CONFIG_TOML)
-    monkeypatch.setattr(prefect_config, "ROOT_USER_CONFIG", root_config)
     assert user_config_path({"HOME": str(home)}) == root_config  # /root/.prefect/config.toml
     (home / ".prefect" / "config.toml").write_text("[server]\nhost = 'http://own'\n")
     assert user_config_path({"HOME": str(home)}) == home / ".prefect" / "config.toml"

@@ -57,12 +57,16 @@ def test_api_url_resolution_matches_prefects_own_configuration(tmp_path) -> None
     config.write_text(LUME_CONFIG_TOML)
     own_api = tmp_path / "api.toml"
     own_api.write_text('[cloud]\napi = "http://${server.host}.example:4300/graphql"\n')
+    host_ip = tmp_path / "host_ip.toml"  # a reference to a key of the file's own
+    host_ip.write_text('[server]\nhost_ip = "apollo"\nhost = "http://${server.host_ip}"\n')
     environments = [
         *ENVIRONMENTS,
         {"PREFECT__USER_CONFIG_PATH": str(config)},
         {"PREFECT__USER_CONFIG_PATH": str(config), "PREFECT__SERVER__PORT": "4400"},
         {"PREFECT__USER_CONFIG_PATH": str(config), "PREFECT__CLOUD__API": "http://a:1/graphql"},
         {"PREFECT__USER_CONFIG_PATH": str(own_api), "PREFECT__SERVER__HOST": "lume"},
+        {"PREFECT__USER_CONFIG_PATH": str(host_ip)},
+        {"PREFECT__USER_CONFIG_PATH": str(host_ip), "PREFECT__SERVER__HOST_IP": "other"},
     ]
     completed = subprocess.run(
         [sys.executable, "-c", PREFECT_SIDE, json.dumps(environments)],

@@ -12,6 +12,7 @@ image, the agent, the flow-run containers. The Prefect Server is the API double.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Dict
 
@@ -85,7 +86,8 @@ def register(stand) -> str:
 def check_results(results: Dict[str, object], data_dir: Path, filename: str) -> None:
     assert results["project_name-1"] == "test"
     settings = results["lume_settings-1"]
-    assert settings == {**LUME_ENV, "LUME_MODEL_DB__PASSWORD": "set"}
+    password = hashlib.sha256(LUME_ENV["LUME_MODEL_DB__PASSWORD"].encode()).hexdigest()
+    assert settings == {**LUME_ENV, "LUME_MODEL_DB__PASSWORD": password}
     assert results["save_text-1"] == f"{DATA_ALIAS}/{filename}"
     assert (data_dir / filename).read_text() == "hey you"  # through the data volume
 

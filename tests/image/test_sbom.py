@@ -5,7 +5,9 @@ every locked package at its locked version and the base's Debian packages, taken
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -99,9 +101,59 @@ def test_the_sbom_is_valid_cyclonedx_listing_every_locked_package(
     assert bom["metadata"]["timestamp"] == labels["org.opencontainers.image.created"]
 
 
+def load_sbom_script():
+    spec = importlib.util.spec_from_file_location(
+        "sbom_script", REPO / "prefect-agent-docker" / "sbom.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DPKG_STATUS = """\
+Package: tini
+Status: install ok installed
+Architecture: amd64
+Version: 0.19.0-1+b3
+Description: tiny init
+ continuation: not a field
+
+Package: removed-one
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 1.0
+"""
+
+
+def test_conda_packages_of_base_and_env_appear_once_and_the_document_validates() -> None:
+    """On a conda base the env repeats base packages (same purl): listed once, valid."""
+    sbom = load_sbom_script()
+    record = {
+        "name": "_libgcc_mutex",
+        "version": "0.1",
+        "build": "conda_forge",
+        "channel": "https://conda.anaconda.org/conda-forge",
+        "subdir": "linux-64",
+    }
+    components = sbom.conda_components([record, dict(record)])
+    components += sbom.debian_components(DPKG_STATUS, "debian-12")
+    image = {"type": "container", "bom-ref": "prefect-agent@1", "name": "prefect-agent",
+             "version": "1"}  # fmt: skip
+    document = sbom.assemble(components, image, {"target": "prod"}, "0")
+    refs = [component["bom-ref"] for component in document["components"]]
+    assert refs == [
+        "pkg:conda/_libgcc_mutex@0.1?build=conda_forge&channel=conda-forge&subdir=linux-64",
+        "pkg:deb/debian/tini@0.19.0-1%2Bb3?arch=amd64&distro=debian-12",
+    ]
+    errors = JsonStrictValidator(SchemaVersion.V1_5).validate_str(json.dumps(document))
+    assert errors is None, errors
+    assert document["metadata"]["timestamp"] == "1970-01-01T00:00:00Z"
+    assert sbom.assemble(components, image, {"target": "prod"}, "0") == document  # stable
+
+
 def test_the_creation_date_is_the_commits(docker_cli: str, any_image: str) -> None:
     labels = image_labels(docker_cli, any_image)
-    commit_time = subprocess.run(
+    commit_time = os.environ.get("SOURCE_DATE_EPOCH") or subprocess.run(
         ["git", "log", "-1", "--format=%ct", labels["org.opencontainers.image.revision"]],
         cwd=REPO, check=True, capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
@@ -115,3 +167,33 @@ def test_the_creation_date_is_the_commits(docker_cli: str, any_image: str) -> No
     ).stdout  # fmt: skip
     expected = json.loads(digests)[0].split("@", 1)[1] if json.loads(digests) else ""
     assert labels["org.opencontainers.image.base.digest"] == expected
+
+
+@pytest.mark.parametrize(
+    ("image", "digests", "expected"),
+    [
+        ("condaforge/miniforge3:26.3.2-3", ["condaforge/miniforge3@sha256:aa"], "sha256:aa"),
+        # also known under another name: only its own repository's digest counts
+        ("condaforge/miniforge3:26.3.2-3",
+         ["mirror.example:5000/miniforge@sha256:bb", "condaforge/miniforge3@sha256:cc"],
+         "sha256:cc"),
+        ("debian:bookworm", ["debian@sha256:dd"], "sha256:dd"),
+        ("registry.example:5000/base:1@sha256:ee", ["registry.example:5000/base@sha256:ee"],
+         "sha256:ee"),
+        ("prefect-agent-base:bookworm", [], ""),  # built locally: none
+    ],
+)  # fmt: skip
+def test_the_base_digest_is_that_of_the_bases_own_repository(
+    tmp_path: Path, image: str, digests: list, expected: str
+) -> None:
+    """What the registry reports cannot be produced here (no registry): a stand-in docker
+    answers the one inspect call scripts/base-digest.sh makes."""
+    docker = tmp_path / "docker"
+    docker.write_text("#!/bin/sh\nprintf '%s\\n' " + " ".join(digests or ["''"]) + "\n")
+    docker.chmod(0o755)
+    found = subprocess.run(
+        [str(REPO / "scripts" / "base-digest.sh"), image],
+        env={"DOCKER": str(docker), "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert found.stdout.strip() == expected

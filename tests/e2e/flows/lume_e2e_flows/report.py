@@ -2,6 +2,7 @@
 kept in the API (PrefectResult, read back by the scheduler), LUME settings from ``LUME_*``
 variables, and a file saved under the mounted filesystem's alias (as its SaveFile task)."""
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -13,9 +14,9 @@ from prefect.storage import Module
 
 @task
 def lume_settings() -> dict:
-    """What lume-services' configure task reads; secret values only as 'set'."""
+    """What lume-services' configure task reads; secret values only as their SHA-256."""
     return {
-        name: ("set" if "PASSWORD" in name else value)
+        name: (hashlib.sha256(value.encode()).hexdigest() if "PASSWORD" in name else value)
         for name, value in os.environ.items()
         if name.startswith("LUME_")
     }
