@@ -10,6 +10,7 @@ root. The agent is handed the file found (:func:`user_config_path`), so it reads
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -19,7 +20,8 @@ from bootstrap.errors import SettingsError
 
 USER_CONFIG_ENV = "PREFECT__USER_CONFIG_PATH"
 ROOT_USER_CONFIG = Path("/root/.prefect/config.toml")
-# prefect/config.toml's defaults for what the bootstrap reads.
+# What the bootstrap reads, with prefect/config.toml's defaults (used when prefect's own file,
+# read for every other key a reference may name, is not found).
 DEFAULTS = {
     "server.host": "http://localhost",
     "server.port": "4200",
@@ -27,7 +29,7 @@ DEFAULTS = {
     "cloud.api": "${server.endpoint}",
     "cloud.api_key": "",
 }
-_REFERENCE = re.compile(r"\$\{([\w.]+)\}")
+_REFERENCE = re.compile(r"\$\{(.[^${}]*)\}")  # prefect's INTERPOLATION_REGEX: innermost first
 _VARIABLE = re.compile(r"\$(\w+|\{([^}]*)\})")
 
 
@@ -84,29 +86,43 @@ def read_user_config(path: Path) -> Dict[str, Any]:
         raise SettingsError(f"cannot read Prefect's configuration file {path}: {exc}") from None
 
 
+def prefect_defaults() -> Dict[str, Any]:
+    """prefect's packaged config.toml, flattened (found without importing prefect)."""
+    spec = importlib.util.find_spec("prefect")
+    packaged = Path(spec.origin).parent / "config.toml" if spec and spec.origin else None
+    if packaged is None or not packaged.is_file():
+        return dict(DEFAULTS)
+    return read_user_config(packaged)
+
+
 def prefect_settings(environ: Mapping[str, str]) -> Dict[str, str]:
     """The keys of :data:`DEFAULTS` as prefect would see them in this environment.
 
-    As prefect does, references resolve against the whole configuration (defaults, every key
-    of the file, every ``PREFECT__`` variable), so ``host = "http://${server.host_ip}"`` works.
+    As prefect does, references resolve against the whole configuration (its defaults, every
+    key of the file, every ``PREFECT__`` variable), innermost first, a missing key giving "".
+    The backend is "server" (the image's), so ``cloud.api`` is ``${server.endpoint}``. One
+    difference: an empty ``PREFECT__`` variable counts as unset here.
     """
     path = user_config_path(environ)
-    values: Dict[str, str] = {key: str(value) for key, value in DEFAULTS.items()}
+    values: Dict[str, Any] = prefect_defaults()
     if path:
-        values.update({key: str(value) for key, value in read_user_config(path).items()})
+        values.update(read_user_config(path))
     for name, value in environ.items():
         if name.startswith("PREFECT__") and value != "":
             values[".".join(part.lower() for part in name[len("PREFECT__") :].split("__"))] = value
-    for _ in range(10):  # ${section.key} references, as prefect resolves them
-        resolved = _resolve_references(values)
-        if resolved == values:
+    values["backend"] = "server"
+    # $NAME variables first, then references (prefect's order: "${NAME}" is a variable when
+    # one is set, a key otherwise).
+    values = {key: expand(v, environ) if isinstance(v, str) else v for key, v in values.items()}
+    return {key: _resolve(key, values) for key in DEFAULTS}
+
+
+def _resolve(key: str, values: Mapping[str, Any]) -> str:
+    """One value with its ``${section.key}`` references replaced, as prefect replaces them."""
+    value = str(values.get(key, ""))
+    for _ in range(20):
+        match = _REFERENCE.search(value)
+        if match is None:
             break
-        values = resolved
-    return {key: expand(values[key], environ) for key in DEFAULTS}
-
-
-def _resolve_references(values: Mapping[str, str]) -> Dict[str, str]:
-    def reference(match: re.Match) -> str:
-        return values.get(match.group(1), match.group(0))
-
-    return {key: _REFERENCE.sub(reference, value) for key, value in values.items()}
+        value = value.replace(match.group(0), str(values.get(match.group(1), "")), 1)
+    return value

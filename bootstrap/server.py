@@ -1,8 +1,8 @@
 """The Prefect Server's API: where it is (from Prefect's configuration) and how to talk to it.
 
 The bootstrap deliberately does not import prefect (0.5-0.8 s); it speaks the same GraphQL
-over HTTP that prefect's ``Client`` does, and hands the resolved URL to the agent with
-``--api`` so both always use the same server.
+over HTTP that prefect's ``Client`` does, and hands the resolved URL to the agent in its
+environment (``PREFECT__CLOUD__API``, never its command line) so both use the same server.
 """
 
 from __future__ import annotations

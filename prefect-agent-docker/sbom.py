@@ -174,7 +174,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     bom = assemble(components, image, properties, os.environ.get("SOURCE_DATE_EPOCH"))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(bom, indent=2, sort_keys=True) + "\n")
-    print(f"sbom.py: {len(components)} components in {args.output}")
+    print(f"sbom.py: {len(bom['components'])} components in {args.output}")
 
 
 if __name__ == "__main__":

@@ -10,17 +10,22 @@ set -euo pipefail
 image=${1:?usage: $0 IMAGE}
 DOCKER=${DOCKER:-docker}
 
-repository=${image%@*}             # name[:tag]
+# Pinned by digest: that is the digest.
+case "$image" in *@sha256:*) echo "${image#*@}"; exit 0 ;; esac
+
+normalise() {   # docker.io/library/debian, docker.io/debian, debian -> library/debian
+    name=${1#docker.io/}
+    case "$name" in */*) echo "$name" ;; *) echo "library/$name" ;; esac
+}
+repository=$image
 last=${repository##*/}
 case "$last" in *:*) repository=${repository%:*} ;; esac   # a tag, not a registry port
-case "$repository" in */*) ;; *) repository=library/$repository ;; esac
+repository=$(normalise "$repository")
 
 "$DOCKER" image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image" |
     while IFS= read -r reference; do
-        name=${reference%@*}
-        case "$name" in docker.io/*) name=${name#docker.io/} ;; esac
-        case "$name" in */*) ;; *) name=library/$name ;; esac
-        if [ "$name" = "$repository" ] || [ "$name" = "${repository#docker.io/}" ]; then
+        name=$(normalise "${reference%@*}")
+        if [ "$name" = "$repository" ]; then
             echo "${reference#*@}"
             break
         fi

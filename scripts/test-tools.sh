@@ -11,7 +11,6 @@ set -euo pipefail
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
-command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         echo "error: the tests need ${missing[*]} (Debian packages); install them and retry" >&2
@@ -27,6 +26,17 @@ RENOVATE_VERSION=${RENOVATE_VERSION:-41.173.1}
 tools=$(cd "$(dirname "$0")/.." && pwd)/.tools
 
 if [ ! -x "$tools/renovate/node_modules/.bin/renovate-config-validator" ]; then
+    # Renovate loads ES modules with require(): Node.js 20.19 or later (Debian bookworm's
+    # own nodejs is 18, too old; NodeSource's or nodejs.org's builds work).
+    node_version=$(node --version 2>/dev/null || echo none)
+    case "$node_version" in
+        v2[1-9].* | v[3-9][0-9].* | v20.19.* | v20.[2-9][0-9].*) ;;
+        *)
+            echo "error: Renovate's config validator needs Node.js 20.19+ with npm (found:" \
+                "$node_version); install it (e.g. from NodeSource) and retry" >&2
+            exit 1
+            ;;
+    esac
     echo "test-tools: installing renovate@$RENOVATE_VERSION into $tools/renovate (npm) ..." >&2
     npm install --prefix "$tools/renovate" --no-audit --no-fund --silent \
         "renovate@$RENOVATE_VERSION" >/dev/null

@@ -12,6 +12,7 @@ from typing import Iterator, Tuple
 
 import pytest
 
+from bootstrap import prefect_config
 from bootstrap.errors import ApiError, ServerUnavailableError, SettingsError
 from bootstrap.server import (
     ApiConfig,
@@ -51,14 +52,24 @@ print(json.dumps(results))
 """
 
 
-def test_api_url_resolution_matches_prefects_own_configuration(tmp_path) -> None:
+def test_api_url_resolution_matches_prefects_own_configuration(tmp_path, monkeypatch) -> None:
     """The bootstrap and the agent it starts must never disagree about the server."""
+    # Neither side may find a file of this host's own: prefect's side reads none either.
+    monkeypatch.setattr(prefect_config, "ROOT_USER_CONFIG", tmp_path / "no-root-config.toml")
+    empty_home = tmp_path / "home"
+    empty_home.mkdir()
     config = tmp_path / "config.toml"
     config.write_text(LUME_CONFIG_TOML)
     own_api = tmp_path / "api.toml"
     own_api.write_text('[cloud]\napi = "http://${server.host}.example:4300/graphql"\n')
     host_ip = tmp_path / "host_ip.toml"  # a reference to a key of the file's own
     host_ip.write_text('[server]\nhost_ip = "apollo"\nhost = "http://${server.host_ip}"\n')
+    default_ip = tmp_path / "default_ip.toml"  # a key only prefect's own defaults have
+    default_ip.write_text('[server]\nhost = "http://${server.host_ip}"\n')
+    hyphen = tmp_path / "hyphen.toml"
+    hyphen.write_text('[server]\nhost-ip = "apollo"\nhost = "http://${server.host-ip}"\n')
+    missing = tmp_path / "missing.toml"  # prefect: a missing key is ""
+    missing.write_text('[server]\nhost = "http://apollo${server.nowhere}"\n')
     environments = [
         *ENVIRONMENTS,
         {"PREFECT__USER_CONFIG_PATH": str(config)},
@@ -67,6 +78,9 @@ def test_api_url_resolution_matches_prefects_own_configuration(tmp_path) -> None
         {"PREFECT__USER_CONFIG_PATH": str(own_api), "PREFECT__SERVER__HOST": "lume"},
         {"PREFECT__USER_CONFIG_PATH": str(host_ip)},
         {"PREFECT__USER_CONFIG_PATH": str(host_ip), "PREFECT__SERVER__HOST_IP": "other"},
+        {"PREFECT__USER_CONFIG_PATH": str(default_ip)},
+        {"PREFECT__USER_CONFIG_PATH": str(hyphen)},
+        {"PREFECT__USER_CONFIG_PATH": str(missing)},
     ]
     completed = subprocess.run(
         [sys.executable, "-c", PREFECT_SIDE, json.dumps(environments)],
@@ -75,7 +89,9 @@ def test_api_url_resolution_matches_prefects_own_configuration(tmp_path) -> None
         check=True,
     )
     from_prefect = json.loads(completed.stdout)
-    from_bootstrap = [resolve_api(environ).url for environ in environments]
+    from_bootstrap = [
+        resolve_api({"HOME": str(empty_home), **environ}).url for environ in environments
+    ]
     assert from_bootstrap == from_prefect
     assert from_bootstrap[0] == "http://localhost:4200"
     assert from_bootstrap[len(ENVIRONMENTS)] == "http://apollo:4200"
