@@ -4,12 +4,11 @@ what they are meant to update (the Dockerfile's base image, every lock)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.helpers.host_tools import missing_tool
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = json.loads((REPO / "renovate.json").read_text())
@@ -18,10 +17,7 @@ VALIDATOR = REPO / ".tools" / "renovate" / "node_modules" / ".bin" / "renovate-c
 
 def validator() -> Path:
     if not VALIDATOR.exists():
-        message = "Renovate's config validator is not installed (make tools)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_tool("Renovate's config validator is not installed (make tools)")
     return VALIDATOR
 
 
