@@ -174,8 +174,8 @@ venv: $(VENV)/.installed ## Create the host virtualenv with the test and lint to
 
 .PHONY: lint
 lint: venv ## Lint Python (ruff), the Dockerfile (hadolint) and shell scripts (shellcheck)
-	$(VENV)/bin/ruff check bootstrap tests $(wildcard bench)
-	$(VENV)/bin/ruff format --check bootstrap tests $(wildcard bench)
+	$(VENV)/bin/ruff check bootstrap prefect_api_double testbed tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check bootstrap prefect_api_double testbed tests $(wildcard bench)
 	$(VENV)/bin/hadolint prefect-agent-docker/Dockerfile
 	$(VENV)/bin/shellcheck scripts/*.sh prefect-agent-docker/*.sh .ci/run
 

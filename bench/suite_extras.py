@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from bench.harness import Context, median_time
-from tests.fixtures.extras import PackageServer, index_channel, make_conda_package, make_wheel
+from testbed.packages import PackageServer, index_channel, make_conda_package, make_wheel
 
 PIP_SET = "rich tqdm humanize"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")

@@ -1,8 +1,8 @@
 """Flow-run latency with the Docker agent in the prod image (the e2e stand), and how much of it
 is the agent's poll back-off.
 
-The end-to-end stand (tests.fixtures.agent_stand.DockerAgentStand): the agent container against the
-API double, a trivial flow (tests/e2e/flows/squares.py, n=1: four tiny tasks) stored as a script
+The end-to-end stand (testbed.agent_stand.DockerAgentStand): the agent container against the
+API double, a trivial flow (testbed/flows/squares.py, n=1: four tiny tasks) stored as a script
 mounted into the flow-run containers, which run from the same image on the host network.
 
 Every time comes from the double, on the host's clock: the run's state timestamps (Scheduled
@@ -27,7 +27,7 @@ a run can meet an agent:
   0.25-0.5 s. Consecutive runs overlap, so only their created-to-Submitted time is recorded.
 
 And what LUME users wait on: ten small runs, one after the other, each created and watched
-the way LUME-services' ``run_and_return`` does (tests/helpers/lume_services.py: prefect's
+the way LUME-services' ``run_and_return`` does (testbed/lume_services.py: prefect's
 ``create_flow_run``, ``watch_flow_run``, then the task results through the API), against
 both agents.
 """
@@ -42,9 +42,9 @@ import docker
 import requests
 
 from bench.harness import Context
-from tests.fixtures.agent_stand import DockerAgentStand
-from tests.fixtures.docker import Containers
-from tests.prefect_api_double import PrefectApiDouble
+from prefect_api_double import PrefectApiDouble
+from testbed.agent_stand import DockerAgentStand
+from testbed.docker import Containers
 
 FLOW, PARAMETERS = "squares.py", {"n": 1}
 STOCK_CEILING = 10.0  # Prefect's own longest sleep
@@ -157,7 +157,7 @@ def _stand(api, containers, image: str, ceiling: Optional[float]) -> Bench:
 
 def _lume_runs(bench: Bench) -> List[float]:
     """Seconds of each of LUME_RUNS run_and_return calls made one after the other."""
-    from tests.helpers.lume_services import docker_run, run_and_return
+    from testbed.lume_services import docker_run, run_and_return
 
     run_config = docker_run(bench.stand.image, "lume", labels=["lume-services"])
     durations = []

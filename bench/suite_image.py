@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from bench.harness import ROOT, Context
-from tests.fixtures.docker import resolve_base_image
+from testbed.docker import resolve_base_image
 
 TAG = "prefect-agent-bench"
 DOCKERFILE = Path("prefect-agent-docker/Dockerfile")

@@ -2,7 +2,7 @@
 
 - Start-up: ``docker run -d`` (Docker agent: socket mounted, host network, no extras) until
   the agent's ``/api/health`` answers on its address, polled every 20 ms. The tenant and the
-  project already exist in the API double (tests/prefect_api_double), as on every start but
+  project already exist in the API double (prefect_api_double), as on every start but
   the first.
 - Floor: ``docker run --rm IMAGE python -c "import prefect"`` in the same image, through its
   entrypoint, as a flow-run container starts; and the same with ``--entrypoint python``
@@ -27,8 +27,8 @@ from typing import Dict, List, Tuple
 
 from bench import timeline
 from bench.harness import ROOT, Context
-from tests.fixtures.net import free_port
-from tests.prefect_api_double import PrefectApiDouble
+from prefect_api_double import PrefectApiDouble
+from testbed.net import free_port
 
 PNG = ROOT / "bench" / "startup-timeline.png"
 SOCKET = "/var/run/docker.sock"

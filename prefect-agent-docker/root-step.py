@@ -15,11 +15,11 @@ sys.path.insert(0, "/usr/local/lib/prefect-agent")
 
 step, *args = sys.argv[1:] or ["healthcheck"]
 if step == "drop-root":
-    from bootstrap.privileges import main
+    from bootstrap.root.privileges import main
 
     sys.exit(main(args))
 if step == "healthcheck":
-    from bootstrap.healthcheck import main
+    from bootstrap.root.healthcheck import main
 
     sys.exit(main())
 sys.exit(f"root-step.py: unknown step {step!r}")

@@ -11,7 +11,7 @@ import sys
 HOT_PATHS = [
     # prefect-agent-bootstrap (its own modules are compiled when its wheel is installed)
     "click", "pydantic", "requests", "tenacity", "yaml", "slugify", "docker",
-    # the agent launcher (bootstrap.launcher): its health server, metrics, JSON logs
+    # the agent launcher (bootstrap.agent): its health server, metrics, JSON logs
     "tornado.web", "prometheus_client", "pythonjsonlogger.json",
     # prefect agents: docker, local, kubernetes
     "prefect", "prefect.cli", "prefect.agent.docker", "prefect.agent.local",

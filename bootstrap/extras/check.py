@@ -14,7 +14,7 @@ from bootstrap.extras.plan import installer_message
 # What starting the bootstrap, an agent and a flow run imports, by the distribution that
 # provides it (only those installed are tried).
 SMOKE_IMPORTS: Dict[str, Sequence[str]] = {
-    "prefect-agent-bootstrap": ("bootstrap.cli", "bootstrap.launcher.hooks"),
+    "prefect-agent-bootstrap": ("bootstrap.cli", "bootstrap.agent.hooks"),
     "prefect": (
         "prefect.agent.docker",  # the docker agent; prefect.agent brings the others' code
         "prefect.agent.local",

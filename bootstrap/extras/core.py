@@ -13,9 +13,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
-from bootstrap.errors import ExtrasError
 from bootstrap.extras.environment import TargetEnv, canonical_name
 from bootstrap.extras.plan import Changes
+from bootstrap.util.errors import ExtrasError
 
 # What the image is for. Missing ones (lume-services without LUME_SERVICES_VERSION) are skipped.
 ROOTS = (

@@ -15,8 +15,8 @@ from bootstrap.extras.environment import state_dir
 from bootstrap.extras.variables import CONDA_INSTALLER_VAR, PIP_INSTALLER_VAR
 
 if TYPE_CHECKING:
-    from bootstrap.extras.conda import CondaRequest
-    from bootstrap.extras.pip import PipRequest
+    from bootstrap.extras.conda_request import CondaRequest
+    from bootstrap.extras.pip_request import PipRequest
 
 FILE = "installed.json"
 

@@ -22,16 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
-from bootstrap.errors import ExtrasError
 from bootstrap.extras import fingerprint as fingerprints
 from bootstrap.extras import proc
 from bootstrap.extras.check import smoke_modules
 from bootstrap.extras.core import Core
 from bootstrap.extras.environment import TargetEnv, canonical_name
-from bootstrap.extras.pip import PipRequest, pip_env_options, requirements_file, uv_options
+from bootstrap.extras.pip_request import PipRequest, pip_env_options, requirements_file, uv_options
 from bootstrap.extras.plan import installer_message
 from bootstrap.extras.variables import CONDA_VAR, PIP_VAR
-from bootstrap.log import logger
+from bootstrap.util.errors import ExtrasError
+from bootstrap.util.log import logger
 
 OVERLAY_VAR = "PREFECT_EXTRAS_DIR"
 DEFAULT_OVERLAY = "/var/lib/prefect-agent/extras"
@@ -86,18 +86,7 @@ def install(
     if pip_request is None:
         return None
     pip_request = pip_env_options(pip_request, installer_env)  # PIP_INDEX_URL, ... for uv
-    root = overlay_dir(environ)
-    with contextlib.suppress(OSError):  # an empty mount at its parent (an emptyDir) will do
-        root.mkdir(exist_ok=True)
-    if not (root.is_dir() and os.access(root, os.W_OK)):
-        raise ExtrasError(
-            f"{PIP_VAR}: the runtime environment {prefix} is read-only, and the overlay "
-            f"directory for extra packages, {root} ({OVERLAY_VAR}), is not writable: mount "
-            f"a writable directory there (docker run --tmpfs {root.parent}:exec, "
-            "or a volume; Kubernetes: an emptyDir)"
-        )
-    for leftover in root.glob(".staging-*"):  # an install that was killed
-        shutil.rmtree(leftover, ignore_errors=True)
+    root = writable_overlay(prefix, environ)
     site = root / SITE
     if site.is_dir() and fingerprints.read(root) == digest:
         logger.info("Extra packages already in the overlay %s: installers skipped", site)
@@ -116,6 +105,40 @@ def install(
         "Pip plan by uv (everything installed held): %s",
         ", ".join(new) if new else "nothing new to install",
     )
+    _stage_and_swap(uv, target, core, pip_request, new, installer_env, root, digest)
+    logger.info("Extra packages installed into the overlay in %.2f s", time.monotonic() - started)
+    return Overlay(site)
+
+
+def writable_overlay(prefix: Path, environ: Mapping[str, str]) -> Path:
+    """The overlay directory, created if its parent is a mount; refuse one not writable."""
+    root = overlay_dir(environ)
+    with contextlib.suppress(OSError):  # an empty mount at its parent (an emptyDir) will do
+        root.mkdir(exist_ok=True)
+    if not (root.is_dir() and os.access(root, os.W_OK)):
+        raise ExtrasError(
+            f"{PIP_VAR}: the runtime environment {prefix} is read-only, and the overlay "
+            f"directory for extra packages, {root} ({OVERLAY_VAR}), is not writable: mount "
+            f"a writable directory there (docker run --tmpfs {root.parent}:exec, "
+            "or a volume; Kubernetes: an emptyDir)"
+        )
+    for leftover in root.glob(".staging-*"):  # an install that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    return root
+
+
+def _stage_and_swap(
+    uv: str,
+    target: TargetEnv,
+    core: Core,
+    pip_request: PipRequest,
+    new: List[str],
+    installer_env: Mapping[str, str],
+    root: Path,
+    digest: str,
+) -> None:
+    """Install ``new`` into a staging directory, check it, then swap it in (signals held)."""
+    site = root / SITE
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
     try:
         if new:
@@ -139,8 +162,6 @@ def install(
             fingerprints.write(root, digest, {"pip": list(new)})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    logger.info("Extra packages installed into the overlay in %.2f s", time.monotonic() - started)
-    return Overlay(site)
 
 
 def cache_environment(env: Mapping[str, str]) -> Dict[str, str]:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, List, Mapping, Optional, Protocol, Sequence, Tuple, TypeVar
 
-from bootstrap.errors import ExtrasError
 from bootstrap.extras import proc
 from bootstrap.extras.environment import TargetEnv
+from bootstrap.util.errors import ExtrasError
 
 # An accepted option: alias -> (canonical long name, takes a value).
 OptionTable = Mapping[str, Tuple[str, bool]]

@@ -164,7 +164,7 @@ class Progress(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        from bootstrap.log import logger
+        from bootstrap.util.log import logger
 
         while not self.done.wait(PROGRESS_SECONDS):
             last = self.last_line()[:200]

@@ -11,16 +11,14 @@ import tempfile
 import time
 from importlib.util import find_spec
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, List, Mapping, Optional
+from typing import IO, List, Mapping, Optional
 
-from bootstrap.errors import ExtrasError
 from bootstrap.extras import proc
+from bootstrap.extras.conda_request import CondaRequest
 from bootstrap.extras.environment import TargetEnv
 from bootstrap.extras.plan import Changes, InstallPlan, installer_message
 from bootstrap.extras.variables import CONDA_VAR
-
-if TYPE_CHECKING:
-    from bootstrap.extras.conda import CondaRequest
+from bootstrap.util.errors import ExtrasError
 
 
 def rattler_available() -> bool:

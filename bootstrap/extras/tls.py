@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, Mapping
 
-from bootstrap.errors import ExtrasError
 from bootstrap.extras.variables import CA_VAR
+from bootstrap.util.errors import ExtrasError
 
 BUNDLE_PREFIX = "extras-ca-"
 SYSTEM_CA_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")

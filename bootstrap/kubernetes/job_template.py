@@ -30,10 +30,10 @@ from typing import Any, Dict, Optional
 
 import yaml
 
-from bootstrap import rundir
-from bootstrap.errors import PreflightError
 from bootstrap.kubernetes import pod
 from bootstrap.settings import AgentType, Settings
+from bootstrap.util import rundir
+from bootstrap.util.errors import PreflightError
 
 FLOW_CONTAINER = "flow"
 FILE_NAME = "job-template.yaml"
@@ -95,7 +95,7 @@ class TemplateFile:
 def choose(settings: Settings, directory: Optional[str] = None) -> Optional[TemplateFile]:
     """The template for this agent: None unless it is a Kubernetes agent; the user's own if
     set; else the rendered one, to be written to ``directory`` (default: the run directory,
-    :mod:`bootstrap.rundir`)."""
+    :mod:`bootstrap.util.rundir`)."""
     if settings.agent_type is not AgentType.kubernetes:
         return None
     if settings.kubernetes_job_template:

@@ -11,33 +11,16 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from bootstrap.errors import SettingsError
-from bootstrap.kubernetes import pod
-from bootstrap.secrets import flow_run_env_secrets, redact_url, url_credentials
-from bootstrap.server import resolve_api
+from bootstrap.api.client import resolve_api
+from bootstrap.kubernetes import access, pod
 from bootstrap.settings import ENV_PREFIX, AgentType, Settings, env_name
 from bootstrap.settings.encoding import changed, encode
 from bootstrap.settings.kubernetes_pod_rules import env_from_entry
 from bootstrap.settings.rules import is_env_name
+from bootstrap.util.errors import SettingsError
+from bootstrap.util.secrets import flow_run_env_secrets, redact_url, url_credentials
 
 AGENT_CONTAINER = "agent"
-
-# What prefect 1.2.4's KubernetesAgent (prefect/agent/kubernetes/agent.py) calls, and so
-# the Role it needs -- nothing else (tests/bootstrap/kubernetes/test_rbac.py re-derives
-# this from that file's source and the kubernetes client's request paths):
-#   batch_client.create_namespaced_job   POST   .../jobs           deploy_flow
-#   batch_client.list_namespaced_job     GET    .../jobs           manage_jobs (heartbeat)
-#   batch_client.delete_namespaced_job   DELETE .../jobs/{name}    manage_jobs, finished jobs
-#   core_client.list_namespaced_pod      GET    .../pods           manage_jobs: pull errors,
-#                                                                  failed pods
-#   core_client.list_namespaced_event    GET    .../events         manage_jobs: pending pods
-# It reads job and pod status from those lists (no jobs/status) and never reads pod logs
-# (no pods/log): flow-run logs reach the server from the flow-run process itself.
-AGENT_RBAC_RULES: Tuple[Dict[str, List[str]], ...] = (
-    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "delete", "list"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
-)
 
 # Settings that only shape the manifests: not handed to the pod as BOOTSTRAP_* variables.
 MANIFEST_ONLY_SETTINGS = frozenset(
@@ -88,10 +71,6 @@ def require_image(settings: Settings) -> str:
     return settings.kubernetes_image
 
 
-def jobs_namespace(settings: Settings) -> str:
-    return settings.kubernetes_namespace or settings.kubernetes_agent_namespace
-
-
 def bootstrap_env(settings: Settings) -> List[Dict[str, Any]]:
     """``BOOTSTRAP_*`` variables for the pod: every setting that differs from its default
     and means something there (see MANIFEST_ONLY_SETTINGS), plus the agent type, its name,
@@ -131,9 +110,42 @@ def check_manifest_settings(settings: Settings, extra_env: Mapping[str, str]) ->
 def deployment(
     settings: Settings, api_url: str, extra_env: Optional[Mapping[str, str]] = None
 ) -> Dict[str, Any]:
-    image = require_image(settings)
-    port = agent_port(settings)
-    env = [
+    container = agent_container(settings, agent_env(settings, api_url, extra_env))
+    volumes, mounts = pod.agent_scratch(settings)
+    if mounts:
+        container["volumeMounts"] = mounts
+    labels = pod.agent_labels(settings)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": pod.metadata(settings, settings.kubernetes_agent_namespace),
+        "spec": {
+            "replicas": 1,
+            # One agent at a time: a rolling update would briefly run two.
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": pod.selector_labels(settings)},
+            "template": {
+                "metadata": {"labels": dict(labels), **scrape_annotations(settings)},
+                "spec": {
+                    "serviceAccountName": settings.kubernetes_name,
+                    "automountServiceAccountToken": True,  # the agent talks to the API
+                    **pod.pull_secrets(settings),
+                    **pod.agent_scheduling(settings),
+                    "securityContext": pod.pod_security_context(settings),
+                    "containers": [container],
+                    **({"volumes": volumes} if volumes else {}),
+                },
+            },
+        },
+    }
+
+
+def agent_env(
+    settings: Settings, api_url: str, extra_env: Optional[Mapping[str, str]]
+) -> List[Dict[str, Any]]:
+    """The agent container's variables: the server, its key's Secret, the operator's extra
+    variables, then the bootstrap's settings."""
+    env: List[Dict[str, Any]] = [
         {"name": "PREFECT__BACKEND", "value": "server"},
         {"name": "PREFECT__CLOUD__API", "value": api_url},
     ]
@@ -145,7 +157,12 @@ def deployment(
         env.append({"name": "PREFECT__CLOUD__API_KEY", "valueFrom": {"secretKeyRef": secret}})
     env += [{"name": name, "value": value} for name, value in sorted((extra_env or {}).items())]
     env += bootstrap_env(settings)
+    return env
 
+
+def agent_container(settings: Settings, env: List[Dict[str, Any]]) -> Dict[str, Any]:
+    image = require_image(settings)
+    port = agent_port(settings)
     # Start-up: extras, then up to wait_timeout for the server, before the health server is
     # up; the startup probe covers that (plus 10 minutes for EXTRA_* installs), so the
     # liveness probe only judges a running agent.
@@ -177,65 +194,13 @@ def deployment(
             settings, read_only_root=settings.kubernetes_agent_read_only_root
         ),
     }
-    volumes, mounts = pod.agent_scratch(settings)
-    if mounts:
-        container["volumeMounts"] = mounts
-    labels = pod.agent_labels(settings)
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": pod.metadata(settings, settings.kubernetes_agent_namespace),
-        "spec": {
-            "replicas": 1,
-            # One agent at a time: a rolling update would briefly run two.
-            "strategy": {"type": "Recreate"},
-            "selector": {"matchLabels": pod.selector_labels(settings)},
-            "template": {
-                "metadata": {"labels": dict(labels), **scrape_annotations(settings)},
-                "spec": {
-                    "serviceAccountName": settings.kubernetes_name,
-                    "automountServiceAccountToken": True,  # the agent talks to the API
-                    **pod.pull_secrets(settings),
-                    **pod.agent_scheduling(settings),
-                    "securityContext": pod.pod_security_context(settings),
-                    "containers": [container],
-                    **({"volumes": volumes} if volumes else {}),
-                },
-            },
-        },
-    }
+    return container
 
 
 def env_from(settings: Settings) -> Dict[str, Any]:
     """The agent's variables from Secrets and ConfigMaps (kubernetes_agent_env_from)."""
     sources = [env_from_entry(item) for item in settings.kubernetes_agent_env_from]
     return {"envFrom": sources} if sources else {}
-
-
-def network_policy(settings: Settings) -> Dict[str, Any]:
-    """Ingress to the agent pod: none but the kubelet's probes (which NetworkPolicies do not
-    govern: traffic from the pod's own node is always allowed) and, if given, pods of the
-    monitoring namespace, on the agent's ports. Egress is not restricted: the agent must
-    reach the Prefect Server and the Kubernetes API, wherever they are."""
-    ports = [{"protocol": "TCP", "port": "http"}]
-    if settings.metrics_port:
-        ports.append({"protocol": "TCP", "port": "metrics"})
-    ingress: List[Dict[str, Any]] = []
-    if settings.kubernetes_monitoring_namespace:
-        namespace = {"kubernetes.io/metadata.name": settings.kubernetes_monitoring_namespace}
-        ingress.append(
-            {"from": [{"namespaceSelector": {"matchLabels": namespace}}], "ports": ports}
-        )
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": pod.metadata(settings, settings.kubernetes_agent_namespace),
-        "spec": {
-            "podSelector": {"matchLabels": pod.selector_labels(settings)},
-            "policyTypes": ["Ingress"],
-            "ingress": ingress,
-        },
-    }
 
 
 def scrape_annotations(settings: Settings) -> Dict[str, Any]:
@@ -251,43 +216,6 @@ def scrape_annotations(settings: Settings) -> Dict[str, Any]:
     }
 
 
-def service_account(settings: Settings) -> Dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ServiceAccount",
-        "metadata": pod.metadata(settings, settings.kubernetes_agent_namespace),
-    }
-
-
-def role(settings: Settings) -> Dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "Role",
-        "metadata": pod.metadata(settings, jobs_namespace(settings)),
-        "rules": [{key: list(values) for key, values in rule.items()} for rule in AGENT_RBAC_RULES],
-    }
-
-
-def role_binding(settings: Settings) -> Dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": pod.metadata(settings, jobs_namespace(settings)),
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "Role",
-            "name": settings.kubernetes_name,
-        },
-        "subjects": [
-            {
-                "kind": "ServiceAccount",
-                "name": settings.kubernetes_name,
-                "namespace": settings.kubernetes_agent_namespace,
-            }
-        ],
-    }
-
-
 def manifests(
     settings: Settings, api_url: str, extra_env: Optional[Mapping[str, str]] = None
 ) -> List[Dict[str, Any]]:
@@ -298,13 +226,13 @@ def manifests(
     agent_port(settings)
     check_manifest_settings(settings, extra_env)
     objects = [
-        service_account(settings),
-        role(settings),
-        role_binding(settings),
+        access.service_account(settings),
+        access.role(settings),
+        access.role_binding(settings),
         deployment(settings, api_url, extra_env),
     ]
     if settings.kubernetes_network_policy:
-        objects.append(network_policy(settings))
+        objects.append(access.network_policy(settings))
     return objects
 
 

@@ -9,7 +9,7 @@ from bootstrap.settings import Settings
 from bootstrap.settings.kubernetes_pod_rules import parse_volume, volume_source
 
 MANAGED_BY = "prefect-agent-bootstrap"
-LIVENESS_PATH = "/api/health"  # the poll loop and the engine are alive (bootstrap.launcher)
+LIVENESS_PATH = "/api/health"  # the poll loop and the engine are alive (bootstrap.agent)
 READINESS_PATH = "/api/ready"  # registered, and the last poll succeeded
 
 

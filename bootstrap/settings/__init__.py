@@ -8,7 +8,7 @@
 - :mod:`~bootstrap.settings.encoding`: settings back into values (the parser's inverse).
 
 The Prefect Server address and API key are *not* bootstrap settings: they come from
-Prefect's own configuration (:mod:`bootstrap.server`), so the bootstrap and the agent it
+Prefect's own configuration (:mod:`bootstrap.api.client`), so the bootstrap and the agent it
 starts always talk to the same server.
 """
 

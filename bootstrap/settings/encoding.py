@@ -11,9 +11,9 @@ from typing import Any, Dict
 
 from slugify import slugify
 
-from bootstrap.log import MASK
-from bootstrap.secrets import flow_run_env_secrets
 from bootstrap.settings.model import Settings
+from bootstrap.util.log import MASK
+from bootstrap.util.secrets import flow_run_env_secrets
 
 
 def plain(value: Any) -> Any:

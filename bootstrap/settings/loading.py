@@ -18,9 +18,9 @@ from typing import Any, Dict, Mapping, Optional
 import yaml
 from pydantic import ValidationError
 
-from bootstrap.errors import SettingsError
-from bootstrap.secrets import is_secret_name
 from bootstrap.settings.model import ENV_PREFIX, MAPPING_SETTINGS, Settings, env_name
+from bootstrap.util.errors import SettingsError
+from bootstrap.util.secrets import is_secret_name
 
 SETTINGS_FILE_ENV = "BOOTSTRAP_SETTINGS_FILE"
 

@@ -15,12 +15,12 @@ from typing import Any, Dict, List, Optional
 from pydantic import BaseModel, BaseSettings, Field, validator
 from slugify import slugify
 
-from bootstrap.launcher.policy import ALL, RULES
-from bootstrap.secrets import flow_run_env_secrets
 from bootstrap.settings import rules
 from bootstrap.settings.kubernetes_model import KubernetesSettings
+from bootstrap.settings.policy_rules import ALL, RULES
 from bootstrap.settings.validation import optional, rule
-from bootstrap.values import parse_value
+from bootstrap.util.secrets import flow_run_env_secrets
+from bootstrap.util.values import parse_value
 
 ENV_PREFIX = "BOOTSTRAP_"
 # Mapping settings (KEY=VALUE items in the environment and as options).
@@ -308,3 +308,25 @@ class Settings(KubernetesSettings, AgentSettings):
 
 def env_name(field: str) -> str:
     return f"{ENV_PREFIX}{field.upper()}"
+
+
+# Which part of the start-up each setting configures: a subcommand offers the options of the
+# parts it uses (``tenant --help`` lists no Kubernetes options); environment variables and
+# the settings file still reach every setting.
+SETTING_PARTS = ("logging", "wait", "tenant", "projects", "agent", "docker", "kubernetes", "local")
+_PART_OF = {
+    "log_level": "logging",
+    "log_format": "logging",
+    "wait_timeout": "wait",
+    "tenant": "tenant",
+    "tenant_slug": "tenant",
+    "projects": "projects",
+}
+
+
+def setting_part(name: str) -> str:
+    """The part of the start-up the setting ``name`` configures (one of SETTING_PARTS)."""
+    prefix = name.split("_", 1)[0]
+    if name in _PART_OF:
+        return _PART_OF[name]
+    return prefix if prefix in ("docker", "kubernetes", "local") else "agent"

@@ -18,10 +18,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.fixtures.docker import socket_gid, wait_for_health
-from tests.fixtures.net import free_port
-from tests.helpers.flow_runs import AGENT_READY
-from tests.helpers.lume_services import (
+from testbed.docker import socket_gid, wait_for_health
+from testbed.flow_runs import AGENT_READY
+from testbed.lume_services import (
     FLOW_WHEEL,
     LUME_LABELS,
     docker_run,
@@ -29,6 +28,7 @@ from tests.helpers.lume_services import (
     register_lume_flow,
     run_and_return,
 )
+from testbed.net import free_port
 
 COMPOSE_DIR = Path(__file__).resolve().parents[2] / "deploy" / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"

@@ -2,7 +2,7 @@
 
 Real parts: the Docker engine, the image built from the Dockerfile (agent and flow-run
 container), `prefect agent docker start`, `prefect execute flow-run`, a real flow. The one
-stand-in is the Prefect Server API (tests/prefect_api_double), which cannot run here.
+stand-in is the Prefect Server API (prefect_api_double), which cannot run here.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import time
 import pytest
 import requests
 
-from tests.fixtures.net import free_port
-from tests.helpers.flow_runs import FLOW_RUN_LABEL
+from testbed.flow_runs import FLOW_RUN_LABEL
+from testbed.net import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 

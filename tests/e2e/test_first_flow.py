@@ -11,7 +11,7 @@ from typing import List
 
 import pytest
 
-from tests.fixtures.docker import ROOT
+from testbed.docker import ROOT
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 

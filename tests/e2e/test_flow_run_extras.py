@@ -13,8 +13,8 @@ from typing import Iterator
 import docker
 import pytest
 
-from tests.fixtures.docker import HOST_SOCKET
-from tests.fixtures.extras import PackageServer, build_repo
+from testbed.docker import HOST_SOCKET
+from testbed.packages import PackageServer, build_repo
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 

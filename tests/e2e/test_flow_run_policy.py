@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.agent_stand import FLOWS, FLOWS_IN_CONTAINER
-from tests.helpers.flow_runs import wait_final
+from testbed.agent_stand import FLOWS, FLOWS_IN_CONTAINER
+from testbed.flow_runs import wait_final
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 

@@ -18,8 +18,8 @@ from typing import Dict
 
 import pytest
 
-from tests.fixtures.agent_stand import FLOWS, FLOWS_IN_CONTAINER
-from tests.helpers.lume_services import (
+from testbed.agent_stand import FLOWS, FLOWS_IN_CONTAINER
+from testbed.lume_services import (
     FLOW_PACKAGE,
     FLOW_WHEEL,
     LUME_LABELS,

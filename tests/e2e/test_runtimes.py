@@ -13,10 +13,10 @@ from typing import Dict, Iterator
 
 import pytest
 
-from tests.fixtures.docker import HOST_SOCKET, Containers
-from tests.fixtures.extras import PackageServer, build_repo, make_tls
+from testbed.docker import HOST_SOCKET, Containers
+from testbed.flow_runs import FLOW_RUN_LABEL
+from testbed.packages import PackageServer, build_repo, make_tls
 from tests.fixtures.proxy import RecordingProxy
-from tests.helpers.flow_runs import FLOW_RUN_LABEL
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 

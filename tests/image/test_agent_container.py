@@ -7,8 +7,8 @@ import time
 import pytest
 import requests
 
-from tests.fixtures.docker import HOST_SOCKET, socket_gid, wait_for_health, wait_for_log
-from tests.fixtures.net import free_port
+from testbed.docker import HOST_SOCKET, socket_gid, wait_for_health, wait_for_log
+from testbed.net import free_port
 
 pytestmark = pytest.mark.docker
 

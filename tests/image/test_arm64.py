@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from tests.fixtures.docker import HOST_SOCKET, socket_gid, wait_for_log
-from tests.helpers.flow_runs import AGENT_READY
+from testbed.docker import HOST_SOCKET, socket_gid, wait_for_log
+from testbed.flow_runs import AGENT_READY
 
 pytestmark = [pytest.mark.docker, pytest.mark.arm64]
 

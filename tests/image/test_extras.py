@@ -16,9 +16,9 @@ from typing import Dict, Iterator
 import docker
 import pytest
 
-from tests.fixtures.docker import Containers, wait_for_log
-from tests.fixtures.extras import PackageServer, build_repo, make_tls
-from tests.fixtures.net import free_port
+from testbed.docker import Containers, wait_for_log
+from testbed.net import free_port
+from testbed.packages import PackageServer, build_repo, make_tls
 from tests.helpers.containers import changes, in_env
 
 pytestmark = pytest.mark.docker

@@ -8,8 +8,8 @@ from typing import Iterator
 
 import pytest
 
-from tests.fixtures.docker import Containers
-from tests.fixtures.extras import PackageServer, build_core_repo
+from testbed.docker import Containers
+from testbed.packages import PackageServer, build_core_repo
 from tests.helpers.containers import changes, in_env
 
 pytestmark = pytest.mark.docker

@@ -13,7 +13,7 @@ from typing import Iterator, List
 import docker
 import pytest
 
-from tests.fixtures.docker import ROOT, pinned_base_image
+from testbed.docker import ROOT, pinned_base_image
 
 pytestmark = pytest.mark.docker
 

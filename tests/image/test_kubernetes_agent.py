@@ -28,8 +28,8 @@ import yaml
 from prefect.run_configs import KubernetesRun
 from prefect.storage import Local
 
-from bootstrap.kubernetes import manifests as k8s
-from tests.prefect_api_double import registration
+from bootstrap.kubernetes import access
+from prefect_api_double import registration
 
 pytestmark = pytest.mark.docker
 
@@ -310,7 +310,7 @@ def test_agent_in_the_image_submits_a_job_with_the_limits_and_only_needs_the_rol
     # Every request the agent sent is granted by the manifests' Role, and was authenticated.
     granted = {
         (group, resource, verb)
-        for rule in k8s.AGENT_RBAC_RULES
+        for rule in access.AGENT_RBAC_RULES
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]

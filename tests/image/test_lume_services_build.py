@@ -9,8 +9,8 @@ from typing import Iterator
 
 import pytest
 
+from testbed.net import free_port
 from tests.fixtures.lume_services_repo import serve_lume_services
-from tests.fixtures.net import free_port
 
 pytestmark = pytest.mark.docker
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.fixtures.docker import socket_gid, wait_for_log
-from tests.fixtures.net import free_port
-from tests.helpers.flow_runs import AGENT_READY
+from testbed.docker import socket_gid, wait_for_log
+from testbed.flow_runs import AGENT_READY
+from testbed.net import free_port
 
 pytestmark = pytest.mark.docker
 

@@ -20,10 +20,10 @@ from typing import Callable, Dict, Iterator, List, Optional
 import pytest
 
 from bootstrap.settings import Settings, env_name
-from tests.fixtures.docker import Containers, Finished
-from tests.fixtures.net import free_port
+from prefect_api_double import PrefectApiDouble
+from testbed.docker import Containers, Finished
+from testbed.net import free_port
 from tests.helpers.containers import assert_no_traceback, changes, in_env
-from tests.prefect_api_double import PrefectApiDouble
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from prefect.run_configs import DockerRun
 
-from tests.fixtures.agent_stand import FLOWS, FLOWS_IN_CONTAINER
-from tests.fixtures.docker import HOST_SOCKET, SocketProxy, socket_gid, wait_for_log
-from tests.fixtures.net import free_port
+from testbed.agent_stand import FLOWS, FLOWS_IN_CONTAINER
+from testbed.docker import HOST_SOCKET, SocketProxy, socket_gid, wait_for_log
+from testbed.flow_runs import AGENT_READY, assert_ran_exactly_once, state_names, wait_final
+from testbed.net import free_port
 from tests.helpers.containers import assert_no_traceback
 from tests.helpers.figures import figure
-from tests.helpers.flow_runs import AGENT_READY, assert_ran_exactly_once, state_names, wait_final
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

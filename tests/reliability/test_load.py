@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.fixtures.docker import HOST_SOCKET, socket_gid, wait_for_log
-from tests.fixtures.net import free_port
+from testbed.docker import HOST_SOCKET, socket_gid, wait_for_log
+from testbed.flow_runs import AGENT_READY, FINAL_STATES, assert_ran_exactly_once, wait_final
+from testbed.net import free_port
 from tests.helpers.containers import assert_no_traceback
 from tests.helpers.figures import figure
-from tests.helpers.flow_runs import AGENT_READY, FINAL_STATES, assert_ran_exactly_once, wait_final
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

@@ -13,9 +13,9 @@ from typing import List
 
 import pytest
 
-from tests.fixtures.docker import HOST_SOCKET, socket_gid, wait_for_log
-from tests.fixtures.net import free_port
-from tests.helpers.flow_runs import AGENT_READY
+from testbed.docker import HOST_SOCKET, socket_gid, wait_for_log
+from testbed.flow_runs import AGENT_READY
+from testbed.net import free_port
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 
@@ -129,7 +129,7 @@ def test_no_setuid_binaries_and_nothing_writable_by_everyone(containers, any_ima
     assert result.stdout.strip() == ""
     root_owned = [
         "/usr/local/lib/prefect-agent/root-step.py",
-        "/usr/local/lib/prefect-agent/bootstrap/privileges.py",
+        "/usr/local/lib/prefect-agent/bootstrap/root/privileges.py",
         "/usr/local/bin/prefect-agent-entrypoint",
         "/usr/local/libexec/prefect-agent",
     ]

@@ -15,11 +15,11 @@ from typing import Dict, Iterator
 import pytest
 import requests
 
-from tests.fixtures.docker import wait_for_log
-from tests.fixtures.extras import PackageServer, build_repo, make_tls
-from tests.fixtures.net import free_port
+from testbed.docker import wait_for_log
+from testbed.flow_runs import AGENT_READY, assert_ran_exactly_once
+from testbed.net import free_port
+from testbed.packages import PackageServer, build_repo, make_tls
 from tests.helpers.containers import assert_no_traceback, processes
-from tests.helpers.flow_runs import AGENT_READY, assert_ran_exactly_once
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 
@@ -65,7 +65,7 @@ def in_container_processes(container) -> Dict[str, dict]:
 def test_the_agent_runs_as_uid_1000_without_capabilities(docker_agent_stand) -> None:
     agent = docker_agent_stand.start_agent()
     (main,) = [p for p in in_container_processes(agent).values() if p["PPid"] == "1"]
-    assert "-m bootstrap.launcher agent docker start" in main["cmdline"]
+    assert "-m bootstrap.agent agent docker start" in main["cmdline"]
     assert main["Uid"] == ["1000"] * 4  # real, effective, saved, file system
     assert main["Gid"] == ["1000"] * 4
     assert main["CapEff"] == main["CapPrm"] == ["0000000000000000"]

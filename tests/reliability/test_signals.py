@@ -9,12 +9,12 @@ from typing import Iterator
 
 import pytest
 
-from tests.fixtures.docker import wait_for_log
-from tests.fixtures.extras import PackageServer, build_repo
-from tests.fixtures.net import free_port
+from testbed.docker import wait_for_log
+from testbed.flow_runs import assert_ran_exactly_once
+from testbed.net import free_port
+from testbed.packages import PackageServer, build_repo
 from tests.helpers.containers import assert_no_traceback, changes, in_env, processes
 from tests.helpers.figures import figure
-from tests.helpers.flow_runs import assert_ran_exactly_once
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 
@@ -105,7 +105,7 @@ def test_stop_while_polling_with_a_run_in_flight(docker_agent_stand) -> None:
     assert init["cmd"].startswith("/usr/local/libexec/prefect-agent/tini ")
     children = [p for p in listing if not p["init"]]
     assert children, listing
-    assert all("-m bootstrap.launcher agent docker start" in p["cmd"] for p in children), listing
+    assert all("-m bootstrap.agent agent docker start" in p["cmd"] for p in children), listing
 
     run = stand.run(stand.register("squares.py"), parameters={"n": 2})
     api.wait_for_flow_run_state(run, ("Running", "Success"), timeout=120)

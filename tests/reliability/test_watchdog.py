@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fixtures.docker import SocketProxy, wait_for_log
+from testbed.docker import SocketProxy, wait_for_log
+from testbed.flow_runs import AGENT_READY
 from tests.helpers.containers import assert_no_traceback
 from tests.helpers.figures import figure
-from tests.helpers.flow_runs import AGENT_READY
 
 pytestmark = [pytest.mark.reliability, pytest.mark.docker]
 

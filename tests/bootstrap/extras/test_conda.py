@@ -6,14 +6,14 @@ import json
 
 import pytest
 
-from bootstrap.errors import ExtrasError
 from bootstrap.extras.conda import (
     UnreadablePlan,
     conda_cli_argv,
-    parse_conda,
     parse_conda_dry_run,
 )
+from bootstrap.extras.conda_request import parse_conda
 from bootstrap.extras.rattler import conda_channels
+from bootstrap.util.errors import ExtrasError
 
 
 def test_conda_channels_and_specs():

@@ -12,12 +12,12 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from bootstrap.errors import ExtrasError
 from bootstrap.extras import install_extras, journal, proc
 from bootstrap.extras.core import core_of
 from bootstrap.extras.environment import inspect_env
-from bootstrap.log import logger
-from tests.fixtures.extras import PackageServer, build_core_repo
+from bootstrap.util.errors import ExtrasError
+from bootstrap.util.log import logger
+from testbed.packages import PackageServer, build_core_repo
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bootstrap.extras.conda import CondaRequest
+from bootstrap.extras.conda_request import CondaRequest
 from bootstrap.extras.fingerprint import digest
-from bootstrap.extras.pip import PipRequest
+from bootstrap.extras.pip_request import PipRequest
 
 
 def test_fingerprint_is_stable_and_sensitive():

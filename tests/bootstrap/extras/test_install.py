@@ -20,10 +20,10 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from bootstrap.errors import ExtrasError
 from bootstrap.extras import fingerprint, install_extras, journal
-from bootstrap.log import logger, mask
-from tests.fixtures.extras import PackageServer, build_repo, make_tls, make_wheel
+from bootstrap.util.errors import ExtrasError
+from bootstrap.util.log import logger, mask
+from testbed.packages import PackageServer, build_repo, make_tls, make_wheel
 
 ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
@@ -31,7 +31,7 @@ VENV_BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageServer]:
-    """Wheels, index, channel: see tests.fixtures.extras.build_repo."""
+    """Wheels, index, channel: see testbed.packages.build_repo."""
     root = build_repo(tmp_path_factory.mktemp("repo"))
     with PackageServer(root) as server:
         yield server
@@ -269,11 +269,11 @@ def test_unsupported_variables_and_installers(env, environ):
 _DRIVER = """
 import os, sys
 from pathlib import Path
-from bootstrap.log import configure_logging
+from bootstrap.util.log import configure_logging
 from bootstrap.cli import main
 configure_logging("INFO")
 from bootstrap.extras import install_extras
-from bootstrap.errors import BootstrapError
+from bootstrap.util.errors import BootstrapError
 try:
     install_extras(os.environ, prefix=Path(sys.argv[1]))
 except BootstrapError as exc:

@@ -11,9 +11,9 @@ from typing import Dict, Iterator
 
 import pytest
 
-from bootstrap.errors import ExtrasError
 from bootstrap.extras import install_extras, journal, overlay
-from tests.fixtures.extras import PackageServer, build_core_repo, build_repo, make_simple_index
+from bootstrap.util.errors import ExtrasError
+from testbed.packages import PackageServer, build_core_repo, build_repo, make_simple_index
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -1,18 +1,12 @@
-"""bootstrap.extras.pip: EXTRA_PIP_PACKAGES parsed, translated for uv, argvs, dry runs (pure)."""
+"""bootstrap.extras.pip and .pip_request: EXTRA_PIP_PACKAGES parsed, for uv, argvs, dry runs."""
 
 from __future__ import annotations
 
 import pytest
 
-from bootstrap.errors import ExtrasError
-from bootstrap.extras.pip import (
-    parse_pip,
-    parse_pip_dry_run,
-    parse_uv_dry_run,
-    pip_argv,
-    pip_env_options,
-    uv_argv,
-)
+from bootstrap.extras.pip import parse_pip_dry_run, parse_uv_dry_run
+from bootstrap.extras.pip_request import parse_pip, pip_argv, pip_env_options, uv_argv
+from bootstrap.util.errors import ExtrasError
 
 
 def test_pip_words_options_and_requirements():

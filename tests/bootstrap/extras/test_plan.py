@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bootstrap.extras.conda import parse_conda
-from bootstrap.extras.pip import parse_pip
+from bootstrap.extras.conda_request import parse_conda
+from bootstrap.extras.pip_request import parse_pip
 from bootstrap.extras.plan import installer_message, shorten
 
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.errors import ExtrasError
 from bootstrap.extras.tls import (
     COMMAND_CA_VARIABLES,
     ca_environment,
     command_environment,
     system_bundle,
 )
+from bootstrap.util.errors import ExtrasError
 
 
 def test_ca_environment_covers_every_installer():

@@ -22,11 +22,11 @@ from prefect.run_configs import KubernetesRun
 from prefect.storage import Local
 from prefect.utilities.graphql import GraphQLResult
 
-from bootstrap.agent import agent_launch
-from bootstrap.errors import PreflightError
+from bootstrap.agent.command import agent_launch
+from bootstrap.api.client import ApiConfig
 from bootstrap.kubernetes import job_template as jt
-from bootstrap.server import ApiConfig
 from bootstrap.settings import load_settings
+from bootstrap.util.errors import PreflightError
 
 API = ApiConfig("http://127.0.0.1:4200/graphql")
 TENANT = "4c5e27e7-1c6c-4f8c-9c36-1d2a0f5a6b01"
@@ -292,9 +292,9 @@ def test_without_the_template_prefect_sets_no_resources(monkeypatch, tmp_path) -
 def test_a_runs_own_job_template_is_held_to_the_flow_run_policy(monkeypatch, tmp_path) -> None:
     """A KubernetesRun's job_template replaces the agent's: the launcher's hook checks the
     Job prefect builds from it before anything is submitted."""
-    from bootstrap.agent import flow_run_policy
-    from bootstrap.launcher import hooks
-    from bootstrap.launcher.policy import PolicyRefusal
+    from bootstrap.agent import hooks
+    from bootstrap.agent.command import flow_run_policy
+    from bootstrap.agent.policy import PolicyRefusal
 
     # the hook patches prefect's class for the process: restored when the test ends
     monkeypatch.setattr(KubernetesAgent, "generate_job_spec", KubernetesAgent.generate_job_spec)

@@ -13,11 +13,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bootstrap.errors import SettingsError
 from bootstrap.kubernetes import job_template as jt
 from bootstrap.kubernetes import manifests as k8s
 from bootstrap.kubernetes.kustomize import FILES as KUSTOMIZE_FILES
 from bootstrap.settings import Settings, load_settings
+from bootstrap.util.errors import SettingsError
 from tests.helpers.host_tools import missing_tool
 
 ROOT = Path(__file__).resolve().parents[3]

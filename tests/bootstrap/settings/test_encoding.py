@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from bootstrap.log import MASK
 from bootstrap.settings import env_name, load_settings
 from bootstrap.settings.encoding import as_data, changed, encode
+from bootstrap.util.log import MASK
 
 CUSTOM = {
     "tenant": "LUME Services",

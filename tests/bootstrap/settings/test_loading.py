@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bootstrap.errors import SettingsError
 from bootstrap.settings import AgentType, ProjectSpec, load_settings
+from bootstrap.util.errors import SettingsError
 
 
 @pytest.fixture(autouse=True)

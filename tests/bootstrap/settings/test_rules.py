@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from bootstrap.errors import SettingsError
 from bootstrap.settings import load_settings
 from bootstrap.settings.rules import check_volume, volume_warnings
+from bootstrap.util.errors import SettingsError
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,89 @@
+"""The image's entrypoint, before any setting is loaded: drop root, install the extra
+packages, then hand over to the command.
+
+Its variables are read once (:class:`EntrypointEnv`); the root phase uses nothing of the
+run phase (settings, the API client, the agent launch), so what runs as root stays small.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from bootstrap.extras import install_extras
+from bootstrap.extras.tls import command_environment
+from bootstrap.extras.variables import CA_VAR
+from bootstrap.root.privileges import RUNTIME_USER_ENV, docker_socket_path, drop_privileges
+from bootstrap.util.errors import BootstrapError, ExtrasError, SettingsError
+from bootstrap.util.log import configure_logging, logger, register_secrets
+from bootstrap.util.rundir import ensure_run_dir
+from bootstrap.util.secrets import environment_secrets
+from bootstrap.util.timings import timed
+
+LOG_LEVEL_ENV = "BOOTSTRAP_LOG_LEVEL"
+LOG_FORMAT_ENV = "BOOTSTRAP_LOG_FORMAT"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class EntrypointEnv:
+    """What the entrypoint reads from its environment."""
+
+    log_level: str
+    log_format: str  # text or json
+    runtime_user: Optional[str]  # whom root becomes (the image sets it)
+    docker_socket: Path  # whose group the runtime user gets
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str]) -> EntrypointEnv:
+        level = environ.get(LOG_LEVEL_ENV, "INFO").upper()
+        log_format = environ.get(LOG_FORMAT_ENV, "text").lower()
+        return cls(
+            # Bad values are reported by the settings later, with the other settings.
+            log_level=level if level in LOG_LEVELS else "INFO",
+            log_format=log_format if log_format in ("text", "json") else "text",
+            runtime_user=environ.get(RUNTIME_USER_ENV) or None,
+            docker_socket=docker_socket_path(environ),
+        )
+
+
+def prepare_container(environ: Mapping[str, str]) -> None:
+    """Drop root (keeping the Docker socket's group), then install the extra packages."""
+    env = EntrypointEnv.read(environ)
+    register_secrets(environment_secrets(environ))  # before the first line is logged
+    configure_logging(env.log_level, env.log_format)
+    logger.debug("Entrypoint started (uid %d): preparing the container", os.getuid())
+    drop_privileges(env.runtime_user, env.docker_socket)
+    with timed("extras"):
+        overlay = install_extras(environ)
+    if overlay is not None:  # a read-only environment: the command finds the extras first
+        os.environ.update(overlay.environment(os.environ))
+    os.environ.update(trust_extra_ca(environ))
+
+
+def trust_extra_ca(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """EXTRA_CA_CERT for the command too (the agent, a flow run behind the same proxy)."""
+    value = (environ.get(CA_VAR) or "").strip()
+    if not value:
+        return {}
+    try:
+        return command_environment(value, ensure_run_dir(environ), environ)
+    except (ExtrasError, OSError) as exc:
+        raise SettingsError(f"{CA_VAR}: cannot make the command trust it ({exc})") from None
+
+
+def exec_command(argv: Sequence[str]) -> None:
+    """Replace this process with ``argv`` (it becomes tini's child: it gets the signals)."""
+    try:
+        os.execvp(argv[0], list(argv))
+    except OSError as exc:
+        raise BootstrapError(f"cannot run {argv[0]!r}: {exc.strerror}") from None
+
+
+def is_bootstrap(argv: Sequence[str], prog: str) -> Optional[Sequence[str]]:
+    """The bootstrap's own arguments when ``argv`` runs the bootstrap itself, else None."""
+    if argv and os.path.basename(argv[0]) == prog:
+        return list(argv[1:])
+    return None

@@ -1,0 +1,39 @@
+"""Looking at flow runs in the API double: state histories, final states."""
+
+from __future__ import annotations
+
+import time
+from typing import Dict, Iterable, List
+
+from prefect_api_double import PrefectApiDouble
+
+AGENT_READY = r"Waiting for flow runs\.\.\."  # the agent's log line once it polls
+FLOW_RUN_LABEL = "io.prefect.flow-run-id"  # the Docker agent's label on flow-run containers
+FINAL_STATES = ("Success", "Failed", "Cancelled")
+
+
+def state_names(api: PrefectApiDouble, flow_run_id: str) -> List[str]:
+    """The flow run's state history, oldest first."""
+    return [state["state"] for state in api.flow_run_states(flow_run_id)]
+
+
+def assert_ran_exactly_once(api: PrefectApiDouble, flow_run_id: str, final: str = "Success"):
+    """One Submitted state, one Running, and the run ended in ``final``."""
+    history = state_names(api, flow_run_id)
+    assert history.count("Submitted") == 1, history
+    assert history.count("Running") <= 1, history
+    assert history[-1] == final, history
+
+
+def wait_final(api: PrefectApiDouble, run_ids: Iterable[str], timeout: float) -> Dict[str, str]:
+    """Wait until every run is in a final state; return run id -> state."""
+    run_ids = list(run_ids)
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {run_id: api.flow_run(run_id)["state"] for run_id in run_ids}
+        if all(state in FINAL_STATES for state in states.values()):
+            return states
+        if time.monotonic() > deadline:
+            pending = {k: v for k, v in states.items() if v not in FINAL_STATES}
+            raise AssertionError(f"{len(pending)} runs not final after {timeout} s: {pending}")
+        time.sleep(0.5)
