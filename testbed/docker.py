@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import docker
 from docker.models.containers import Container
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "prefect-agent-docker" / "Dockerfile"
 IMAGE = os.environ.get("IMAGE", "prefect-agent")
 DEV_IMAGE = f"{IMAGE}:{os.environ.get('DEV_TAG', 'dev')}"
