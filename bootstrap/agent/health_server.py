@@ -73,7 +73,10 @@ def application(health: AgentHealth, config: LauncherConfig, wake: threading.Eve
             ("/api/health", _Check, {**checks, "check": liveness}),
             ("/api/ready", _Check, {**checks, "check": readiness}),
             ("/api/poke", _Poke, {"wake": wake, "interval": config.poke_interval, "state": {}}),
-        ]
+        ],
+        # No access log: probes come every few seconds, and tornado's lines (a 503 while
+        # the agent starts) would bypass the bootstrap's format (plain text in JSON logs).
+        log_function=lambda handler: None,
     )
 
 
