@@ -22,6 +22,7 @@ double quotes where graphql-core uses single quotes).
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import statistics
 from pathlib import Path
@@ -410,15 +411,26 @@ def describe_document(query: Any) -> Tuple[Optional[str], List[str], Optional[st
 class GraphQLApp:
     """Executes GraphQL request bodies against a :class:`Store`."""
 
-    def __init__(self, store: Store, submitted_lock_seconds: float = 30.0) -> None:
+    def __init__(
+        self, store: Store, submitted_lock_seconds: float = 30.0, replicas: int = 1
+    ) -> None:
         self.store = store
         self.schema = executable_schema()
         self.submitted_lock_seconds = submitted_lock_seconds
-        self.submitted_lock = service.ExpiringSet(submitted_lock_seconds)
+        self.replicas = replicas
+        self.reset_process_state()
 
     def reset_process_state(self) -> None:
-        """Forget what the real API keeps in process memory (not in the database)."""
-        self.submitted_lock = service.ExpiringSet(self.submitted_lock_seconds)
+        """Forget what the real API keeps in process memory (not in the database): each
+        GraphQL replica's Submitted-state lock."""
+        self.submitted_locks = [
+            service.ExpiringSet(self.submitted_lock_seconds) for _ in range(self.replicas)
+        ]
+        self._next_replica = itertools.cycle(range(self.replicas))
+
+    @property
+    def submitted_lock(self) -> service.ExpiringSet:
+        return self.submitted_locks[0]
 
     def handle(self, body: bytes, headers: Dict[str, str]) -> Tuple[int, Any]:
         """Process one POST body. Returns (HTTP status, JSON-able payload or text)."""
@@ -466,7 +478,8 @@ class GraphQLApp:
         errors = validate(self.schema, document, VALIDATION_RULES)
         if errors:
             return 400, {"errors": [_format_error(e, "GRAPHQL_VALIDATION_FAILED") for e in errors]}
-        context = service.Context(self.store, headers or {}, self.submitted_lock)
+        replica = self.submitted_locks[next(self._next_replica)]  # round-robin, as a balancer
+        context = service.Context(self.store, headers or {}, replica)
         with self.store.lock:
             result = execute_sync(
                 self.schema,

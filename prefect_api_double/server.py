@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .graphql_app import GraphQLApp, RequestError, describe_document
 from .store import Store
+from .towel import BackgroundServices, Clock
 
 T = TypeVar("T")
 
@@ -149,11 +150,23 @@ class PrefectApiDouble:
         host: str = "127.0.0.1",
         port: int = 0,
         submitted_lock_seconds: float = 30.0,
+        graphql_replicas: int = 1,
+        services_speedup: Optional[float] = None,
     ) -> None:
+        """``graphql_replicas``: GraphQL service processes behind the gateway, each with its
+        own in-memory Submitted-state lock (requests go round-robin, as a load balancer
+        sends them). ``services_speedup``: run Lazarus and the zombie killer (towel) that
+        many times faster than the real server; None: not at all."""
         self.host = host
         self.port = port
         self.store = Store()
-        self.app = GraphQLApp(self.store, submitted_lock_seconds=submitted_lock_seconds)
+        self.app = GraphQLApp(
+            self.store, submitted_lock_seconds=submitted_lock_seconds, replicas=graphql_replicas
+        )
+        self.services: Optional[BackgroundServices] = None
+        self.clock = Clock(services_speedup or 1.0)
+        if services_speedup is not None:
+            self.services = BackgroundServices(self.store, self.clock)
         self._state = _State()
         self._state_lock = threading.Lock()
         self._stalls: Dict[str, threading.Event] = {}
@@ -200,6 +213,8 @@ class PrefectApiDouble:
             thread.start()
             self._server, self._thread = server, thread
             self._started_once = True
+            if self.services is not None and not self.services._threads:
+                self.services.start()
             return self
 
     def stop(self) -> None:
@@ -225,7 +240,13 @@ class PrefectApiDouble:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop serving and stop the background services (which outlive a restart())."""
         self.stop()
+        if self.services is not None:
+            self.services.stop()
 
     # ------------------------------------------------------------------ faults
 

@@ -627,6 +627,52 @@ def resolve_archive_flow(obj: Any, info: Any, input: dict) -> dict:
     return {"success": archive_flow(_ctx(info).store, input["flow_id"])}
 
 
+def _flow_group_or_fail(store: Store, flow_group_id: str) -> Dict[str, Any]:
+    group = store.get("flow_group", flow_group_id)
+    if not group:
+        raise ValueError("Invalid flow group ID")
+    return group
+
+
+def resolve_set_flow_group_labels(obj: Any, info: Any, input: dict) -> dict:
+    """The UI's label editor: these labels replace the flow's for runs created from now on
+    (None: back to the flow's own)."""
+    store = _ctx(info).store
+    group = _flow_group_or_fail(store, input["flow_group_id"])
+    labels = input.get("labels")
+    store.update("flow_group", group["id"], {"labels": None if labels is None else list(labels)})
+    return {"success": True}
+
+
+def resolve_set_flow_group_run_config(obj: Any, info: Any, input: dict) -> dict:
+    store = _ctx(info).store
+    group = _flow_group_or_fail(store, input["flow_group_id"])
+    run_config = input.get("run_config")
+    if run_config is not None and not isinstance(run_config, dict):
+        raise ValueError("Invalid run config")
+    store.update("flow_group", group["id"], {"run_config": run_config})
+    return {"success": True}
+
+
+def _set_flow_group_setting(store: Store, flow_id: str, name: str, value: bool) -> dict:
+    flow = store.get("flow", flow_id)
+    if not flow:
+        raise ValueError("Invalid flow ID")
+    group = _flow_group_or_fail(store, flow["flow_group_id"])
+    store.update(
+        "flow_group", group["id"], {"settings": {**(group["settings"] or {}), name: value}}
+    )
+    return {"success": True}
+
+
+def resolve_disable_flow_lazarus_process(obj: Any, info: Any, input: dict) -> dict:
+    return _set_flow_group_setting(_ctx(info).store, input["flow_id"], "lazarus_enabled", False)
+
+
+def resolve_enable_flow_lazarus_process(obj: Any, info: Any, input: dict) -> dict:
+    return _set_flow_group_setting(_ctx(info).store, input["flow_id"], "lazarus_enabled", True)
+
+
 def set_schedule_active_(store: Store, flow_id: str) -> bool:
     flow = store.get("flow", flow_id)
     if not flow:
