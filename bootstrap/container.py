@@ -7,7 +7,9 @@ run phase (settings, the API client, the agent launch), so what runs as root sta
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
@@ -15,9 +17,10 @@ from typing import Mapping, Optional, Sequence
 from bootstrap.extras import install_extras
 from bootstrap.extras.tls import command_environment
 from bootstrap.extras.variables import CA_VAR
+from bootstrap.flowrun.report import FlowRunRole, Heartbeat
 from bootstrap.root.privileges import RUNTIME_USER_ENV, docker_socket_path, drop_privileges
 from bootstrap.util.errors import BootstrapError, ExtrasError, SettingsError
-from bootstrap.util.log import configure_logging, logger, register_secrets
+from bootstrap.util.log import configure_logging, logger, mask, register_secrets
 from bootstrap.util.rundir import ensure_run_dir
 from bootstrap.util.secrets import environment_secrets
 from bootstrap.util.timings import timed
@@ -49,15 +52,27 @@ class EntrypointEnv:
         )
 
 
-def prepare_container(environ: Mapping[str, str]) -> None:
-    """Drop root (keeping the Docker socket's group), then install the extra packages."""
+def prepare_container(environ: Mapping[str, str], command: Sequence[str] = ()) -> None:
+    """Drop root (keeping the Docker socket's group), then install the extra packages. In a
+    flow-run container (``command`` is prefect's flow runner), the run's heartbeat goes on
+    meanwhile, and a failure ends the run Failed with the installer's reason."""
     env = EntrypointEnv.read(environ)
     register_secrets(environment_secrets(environ))  # before the first line is logged
     configure_logging(env.log_level, env.log_format)
     logger.debug("Entrypoint started (uid %d): preparing the container", os.getuid())
     drop_privileges(env.runtime_user, env.docker_socket)
-    with timed("extras"):
-        overlay = install_extras(environ)
+    role = FlowRunRole.detect(environ, command)
+    with timed("extras"), Heartbeat(role) if role else contextlib.nullcontext():
+        try:
+            overlay = install_extras(environ)
+        except ExtrasError as exc:
+            if role is not None:
+                reason = mask(str(exc)).strip().splitlines()[0]
+                role.fail(
+                    "the flow-run container could not install its extra packages "
+                    f"(exit {exc.exit_code}): {reason}"
+                )
+            raise
     if overlay is not None:  # a read-only environment: the command finds the extras first
         os.environ.update(overlay.environment(os.environ))
     os.environ.update(trust_extra_ca(environ))
@@ -75,7 +90,10 @@ def trust_extra_ca(environ: Mapping[str, str]) -> Mapping[str, str]:
 
 
 def exec_command(argv: Sequence[str]) -> None:
-    """Replace this process with ``argv`` (it becomes tini's child: it gets the signals)."""
+    """Replace this process with ``argv`` (it becomes tini's child: it gets the signals).
+    Prefect's flow runner runs under :mod:`bootstrap.flowrun`, which reports a stop."""
+    if FlowRunRole.detect(os.environ, argv) is not None:
+        argv = [sys.executable, "-m", "bootstrap.flowrun", *argv[1:]]
     try:
         os.execvp(argv[0], list(argv))
     except OSError as exc:

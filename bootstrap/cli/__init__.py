@@ -58,7 +58,7 @@ def entrypoint(command: Tuple[str, ...]) -> None:
         return
     if argv[0] in cli.commands and argv[0] != "entrypoint":  # docker run IMAGE settings
         argv = [PROG, *argv]
-    container.prepare_container(os.environ)
+    container.prepare_container(os.environ, argv)
     own_args = container.is_bootstrap(argv, PROG)
     if own_args is not None:
         # The bootstrap itself (the default command): go on in this process rather than start

@@ -1,0 +1,42 @@
+"""``python -m bootstrap.flowrun execute flow-run``: prefect's flow runner in this process,
+with a stop signal (``docker stop``, a node drain, an eviction) turned into a Failed state
+that says so before the container exits, instead of a run left Running for the zombie
+killer. The image's entrypoint runs flow runs this way (bootstrap.container)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Sequence
+
+from bootstrap.flowrun.report import FlowRunRole
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def stopped_message(signum: int) -> str:
+    return (
+        f"the flow-run container was stopped by {signal.Signals(signum).name} (docker stop, "
+        "a node drain or an eviction) while the run was going on"
+    )
+
+
+def main(argv: Sequence[str]) -> int:
+    role = FlowRunRole.detect(os.environ, ["prefect", *argv])
+
+    def on_stop(signum: int, frame: object) -> None:
+        if role is not None:
+            role.fail(stopped_message(signum))
+        os._exit(128 + signum)  # now: the flow runner's threads would keep the process up
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, on_stop)
+    from prefect.cli import cli as prefect_cli
+
+    prefect_cli.main(args=list(argv), prog_name="prefect")  # exits with its own code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

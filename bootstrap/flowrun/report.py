@@ -1,0 +1,116 @@
+"""A flow-run container speaking for its run before (and when) prefect's flow runner cannot:
+the heartbeat while it prepares, and Failed with the reason when preparing fails or a stop
+signal arrives. Standard library only (it runs before the heavy imports, in the entrypoint).
+
+The agent gives every flow-run container ``PREFECT__CONTEXT__FLOW_RUN_ID`` and the API's
+address and key (``PREFECT__CLOUD__API``, ``PREFECT__CLOUD__API_KEY``); proxies and
+NO_PROXY are honoured by urllib itself.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from bootstrap.util.log import logger
+
+RUN_ID_ENV = "PREFECT__CONTEXT__FLOW_RUN_ID"
+FLOW_RUN_COMMAND = ("prefect", "execute", "flow-run")
+HEARTBEAT_SECONDS = 30.0  # prefect's own flow-run heartbeat period
+FINISHED = ("Success", "Failed", "Cancelled", "Skipped", "TimedOut", "TriggerFailed")
+
+HEARTBEAT = (
+    "mutation($id: UUID!) { update_flow_run_heartbeat(input: {flow_run_id: $id}) { success } }"
+)
+STATE = "query($id: uuid!) { flow_run_by_pk(id: $id) { state } }"
+SET_STATE = (
+    "mutation($input: set_flow_run_states_input!) { set_flow_run_states(input: $input) "
+    "{ states { id } } }"
+)
+WRITE_LOGS = "mutation($input: write_run_logs_input!) { write_run_logs(input: $input) { success } }"
+
+
+@dataclass(frozen=True)
+class FlowRunRole:
+    """This container runs a flow run launched by an agent."""
+
+    run_id: str
+    api_url: str
+    api_key: str = ""
+
+    @classmethod
+    def detect(cls, environ: Mapping[str, str], argv: Sequence[str]) -> Optional[FlowRunRole]:
+        run_id = environ.get(RUN_ID_ENV, "")
+        api = environ.get("PREFECT__CLOUD__API", "")
+        if not run_id or not api or tuple(argv[:3]) != FLOW_RUN_COMMAND:
+            return None
+        return cls(run_id, api, environ.get("PREFECT__CLOUD__API_KEY", ""))
+
+    def post(self, query: str, variables: Dict[str, Any], timeout: float = 10) -> Dict[str, Any]:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        body = json.dumps({"query": query, "variables": variables}).encode()
+        request = urllib.request.Request(self.api_url, body, headers, method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            payload = json.loads(response.read())
+        if payload.get("errors"):
+            raise RuntimeError(payload["errors"][0].get("message", "GraphQL error"))
+        return payload["data"]
+
+    def heartbeat(self) -> None:
+        self.post(HEARTBEAT, {"id": self.run_id})
+
+    def state(self) -> Optional[str]:
+        run = self.post(STATE, {"id": self.run_id})["flow_run_by_pk"]
+        return None if run is None else run["state"]
+
+    def fail(self, message: str) -> bool:
+        """Set the run Failed with ``message`` (and log it) unless it is finished already;
+        True if this container did. Never raises: the container's exit is reported anyway."""
+        try:
+            if self.state() in FINISHED:
+                return False
+            log = {"flow_run_id": self.run_id, "name": "prefect-agent.flow-run",
+                   "level": "ERROR", "message": message}  # fmt: skip
+            self.post(WRITE_LOGS, {"input": {"logs": [log]}})
+            state = {"type": "Failed", "message": message, "__version__": "1.2.4"}
+            states = [{"flow_run_id": self.run_id, "state": state}]
+            self.post(SET_STATE, {"input": {"states": states}})
+        except Exception as exc:
+            logger.warning("cannot report the flow run's failure to the API: %s", exc)
+            return False
+        return True
+
+
+class Heartbeat:
+    """Beat for the run while the container prepares (extras), so that the server's
+    Lazarus (10 minutes without a heartbeat) does not resubmit a healthy slow start."""
+
+    def __init__(self, role: FlowRunRole, interval: float = HEARTBEAT_SECONDS) -> None:
+        self.role = role
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.beats = 0
+        self._thread = threading.Thread(target=self._run, name="flow-run-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stopped.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.role.heartbeat()
+                self.beats += 1
+            except Exception as exc:  # the API may be briefly away: try again next time
+                logger.debug("flow-run heartbeat failed: %s", exc)
+            if self.stopped.wait(self.interval):
+                return
