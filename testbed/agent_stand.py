@@ -77,6 +77,7 @@ class DockerAgentStand:
         labels: List[str] = ("lume",),
         host_config: Optional[dict] = None,
         name: Optional[str] = None,
+        env: Optional[Dict[str, str]] = None,
     ) -> str:
         """Register the flow in ``script`` (as ``name``: another name is another flow, whose
         registration does not archive this one and cancel its runs)."""
@@ -87,7 +88,9 @@ class DockerAgentStand:
             path=f"{FLOWS_IN_CONTAINER}/{script}", stored_as_script=True, add_default_labels=False
         )
         flow.storage.add_flow(flow)  # what build=True would do; the script is mounted instead
-        flow.run_config = DockerRun(image=self.image, labels=list(labels), host_config=host_config)
+        flow.run_config = DockerRun(
+            image=self.image, labels=list(labels), host_config=host_config, env=env
+        )
         return register_flow(flow, self.api.url, "lume", tenant_id=self.tenant_id, build=False)
 
     def run(self, flow_id: str, **kwargs) -> str:

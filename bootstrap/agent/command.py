@@ -109,6 +109,7 @@ def launcher_config(
         log_level=settings.log_level.value,
         startup_seconds=dict(startup_seconds),
         policy=flow_run_policy(settings).to_dict(),
+        failed_container_retention=settings.docker_failed_container_retention,
     )
 
 

@@ -23,6 +23,7 @@ class LauncherConfig:
     poke_interval: float = 1.0  # at most one extra poll per this many seconds
     startup_seconds: Dict[str, float] = field(default_factory=dict)
     policy: Optional[Dict[str, Any]] = None  # the flow-run policy (None: not enforced)
+    failed_container_retention: float = 86400.0  # seconds a failed run's container is kept
 
     def to_env(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -14,15 +14,18 @@ run into something real: ``DockerAgent.deploy_flow`` and ``KubernetesAgent.gener
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Optional
 
 from bootstrap.agent import health_server
 from bootstrap.agent.config import LauncherConfig, poll_intervals
 from bootstrap.agent.liveness import AgentHealth
 from bootstrap.agent.metrics import Metrics
 from bootstrap.agent.policy import Policy, PolicyRefusal, check_host_config, check_job
+
+logger = logging.getLogger("bootstrap.agent")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -53,6 +56,83 @@ def install(agent_class: Any, config: LauncherConfig, health: AgentHealth, metri
         health_server.start(self, config, health)
 
     agent_class._start_agent_api_server = api_server
+    if config.agent_type == "docker":
+        supervise_docker_runs(config, metrics)
+    elif config.agent_type == "kubernetes":
+        supervise_kubernetes_jobs(metrics)
+
+
+def supervise_kubernetes_jobs(metrics: Metrics) -> None:
+    """One Job per flow run, and our checks after prefect's (bootstrap.agent.kubernetes_runs)."""
+    from prefect.agent.kubernetes import KubernetesAgent
+
+    from bootstrap.agent import kubernetes_runs
+
+    def named(original):
+        def generate_job_spec(agent, flow_run, *args, **kwargs):
+            job = original(agent, flow_run, *args, **kwargs)
+            job["metadata"]["name"] = kubernetes_runs.job_name(flow_run.id)
+            return job
+
+        return generate_job_spec
+
+    def deploy(original):
+        def deploy_flow(agent, flow_run, *args, **kwargs):
+            kubernetes_runs.clear_finished_job(agent, kubernetes_runs.job_name(flow_run.id))
+            return original(agent, flow_run, *args, **kwargs)
+
+        return deploy_flow
+
+    def manage(original):
+        def manage_jobs(agent, *args, **kwargs):
+            result = original(agent, *args, **kwargs)
+            try:
+                for _ in kubernetes_runs.JobChecks(agent).run():
+                    metrics.runs_ended.labels("job-failed").inc()
+            except Exception as exc:  # a check must not stop prefect's heartbeat loop
+                logger.warning("Checking the flow-run Jobs: %s", describe_error(exc))
+            return result
+
+        return manage_jobs
+
+    _wrap(KubernetesAgent, "generate_job_spec", named)
+    _wrap(KubernetesAgent, "deploy_flow", deploy)
+    _wrap(KubernetesAgent, "manage_jobs", manage)
+
+
+def supervise_docker_runs(config: LauncherConfig, metrics: Metrics) -> None:
+    """The Docker agent creates containers it owns, and follows them once they run
+    (:mod:`bootstrap.agent.docker_runs`), from its registration on."""
+    import docker
+    from prefect.agent.docker import DockerAgent
+
+    from bootstrap.agent.docker_runs import DockerRuns, own_docker_client
+
+    def client(original):
+        def _get_docker_client(agent, *args, **kwargs):
+            return own_docker_client(agent, original(agent, *args, **kwargs))
+
+        return _get_docker_client
+
+    def ended(reason: str, exit_code: Optional[int]) -> None:
+        metrics.runs_ended.labels(reason).inc()
+        if exit_code is not None:
+            metrics.container_exits.labels(str(exit_code)).inc()
+
+    def setup(original):
+        def _setup_api_connection(agent, *args, **kwargs):
+            result = original(agent, *args, **kwargs)
+            engine = docker.APIClient(base_url=agent.base_url, version="auto", timeout=60)
+            runs = DockerRuns(agent, engine, config.failed_container_retention, ended)
+            runs._safely(runs.reconcile)  # before the first poll: nothing of this life is deployed
+            runs.start()
+            agent._docker_runs = runs
+            return result
+
+        return _setup_api_connection
+
+    _wrap(DockerAgent, "_get_docker_client", client)
+    _wrap(DockerAgent, "_setup_api_connection", setup)
 
 
 class AgentHooks:

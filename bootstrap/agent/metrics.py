@@ -30,6 +30,7 @@ class Metrics:
             "Flow runs the agent failed to deploy (set to Failed).",
             registry=registry,
         )
+        self._supervision_metrics(registry)
         self.last_success = Gauge(
             "prefect_agent_last_successful_poll_timestamp_seconds",
             "Unix time of the last successful poll for flow runs.",
@@ -63,6 +64,23 @@ class Metrics:
             ["agent_type", "prefect_version"], registry=registry,
         )  # fmt: skip
         info.labels(agent_type, _prefect_version()).set(1)
+
+    def _supervision_metrics(self, registry: CollectorRegistry) -> None:
+        """What the agent did about the flow runs it launched (bootstrap.agent.docker_runs)."""
+        self.runs_ended = Counter(
+            "prefect_agent_flow_runs_ended",
+            "Flow runs the agent ended Failed after their container died, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in ("container-exited", "oom-killed", "container-missing", "job-failed"):
+            self.runs_ended.labels(reason)
+        self.container_exits = Counter(
+            "prefect_agent_flow_run_container_exits",
+            "Flow-run containers that exited before their run finished, by exit code.",
+            ["code"],
+            registry=registry,
+        )
 
     def serve(self, port: int, host: str = "") -> None:
         """Serve /metrics (raises OSError if the port is taken)."""

@@ -160,6 +160,12 @@ class AgentSettings(BaseSettings):
     docker_client_timeout: Optional[int] = Field(
         None, description="Docker API timeout in seconds (Prefect's default: 60)."
     )
+    docker_failed_container_retention: float = Field(
+        86400.0,
+        ge=0,
+        description="Seconds the container of a failed flow run is kept for docker logs "
+        "before the agent removes it (a successful run's container goes at once).",
+    )
 
     # Case-insensitive, as prefect's own --log-level is: DEBUG or debug, docker or Docker.
     _log_level_case = rule(

@@ -1,0 +1,241 @@
+"""The Docker agent owns the containers it starts (decisions: :mod:`.supervision`).
+
+- **Creation**: one container per flow run (its name is the run id, so the engine itself
+  refuses a second one, from this agent or another on the same engine), labelled with the
+  agent's id, and not auto-removed, so that its exit can be read.
+- **Exit**: the engine's ``die`` events for those containers; a run not finished in the API
+  is set Failed with the reason, and the container's last output goes to the run's logs.
+  A success is removed; a failure is kept ``retention`` seconds for ``docker logs``.
+- **Start**: before the first poll, exits missed while the agent was down are handled the
+  same way, and runs this agent left Submitted or Running without a container are Failed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from typing import Any, Callable, Dict, List, Optional
+
+from bootstrap.agent import supervision
+from bootstrap.agent.supervision import OWNER_LABEL, RUN_LABEL, ContainerExit, Verdict
+
+logger = logging.getLogger("bootstrap.agent")
+AGENT_ID_HEADER = "X-PREFECT-AGENT-ID"
+LIVE_STATES = ("Submitted", "Running")
+RUN_STATE = "query($id: uuid!) { flow_run_by_pk(id: $id) { state } }"
+AGENT_RUNS = (
+    "query($agent: uuid!, $states: [String!]) { flow_run(where: {agent_id: {_eq: $agent},"
+    " state: {_in: $states}}) { id } }"
+)
+
+
+class RunAlreadyStarted(RuntimeError):
+    """Another container of this flow run exists. The message starts as prefect's agent
+    expects of a lost race ("State update failed"), so the agent skips the run quietly."""
+
+
+def agent_id(agent: Any) -> str:
+    return agent.client._attached_headers.get(AGENT_ID_HEADER, "")
+
+
+def own_docker_client(agent: Any, client: Any) -> Any:
+    """Make ``client`` (the agent's docker.APIClient) create containers the agent owns."""
+    import docker
+
+    create_host_config = client.create_host_config
+    create_container = client.create_container
+
+    def host_config(**options: Any) -> Any:
+        options["auto_remove"] = False  # the agent reads the exit, then removes it itself
+        return create_host_config(**options)
+
+    def container(image: str, *args: Any, labels: Optional[Dict[str, str]] = None, **kw: Any):
+        labels = dict(labels or {})
+        run_id = labels.get(RUN_LABEL)
+        if not run_id:
+            return create_container(image, *args, labels=labels, **kw)
+        labels[OWNER_LABEL] = agent_id(agent)
+        kw["name"] = supervision.container_name(run_id)
+        for _ in range(2):
+            try:
+                return create_container(image, *args, labels=labels, **kw)
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+                if not _set_aside_finished(client, kw["name"]):
+                    raise RunAlreadyStarted(
+                        f"State update failed: flow run {run_id} already has a container "
+                        f"({kw['name']}); not starting it twice"
+                    ) from None
+        raise RunAlreadyStarted(f"State update failed: cannot name a container {kw['name']}")
+
+    client.create_host_config = host_config
+    client.create_container = container
+    return client
+
+
+def _set_aside_finished(client: Any, name: str) -> bool:
+    """A finished container of an earlier attempt of the run keeps its logs under another
+    name; a live one (created, running) means the run is started: False."""
+    details = client.inspect_container(name)
+    if details["State"]["Status"] not in ("exited", "dead"):
+        return False
+    finished = (details["State"].get("FinishedAt") or "")[:19].replace(":", "")
+    client.rename(details["Id"], f"{name}-{finished or details['Id'][:12]}")
+    return True
+
+
+class DockerRuns:
+    """Follows the engine for the agent's containers and ends their runs truthfully."""
+
+    def __init__(
+        self,
+        agent: Any,
+        engine: Any,
+        retention: float,
+        on_ended: Optional[Callable[[str, Optional[int]], None]] = None,
+        sweep_interval: float = 60.0,
+    ) -> None:
+        self.agent = agent
+        self.engine = engine  # a docker.APIClient of its own (events block)
+        self.retention = retention
+        self.on_ended = on_ended or (lambda reason, exit_code: None)  # for the metrics
+        self.sweep_interval = sweep_interval
+        self.stopped = threading.Event()
+        self._events: Any = None
+
+    @property
+    def owner(self) -> str:
+        return agent_id(self.agent)
+
+    def _filters(self, **extra: Any) -> Dict[str, Any]:
+        return {"label": [f"{OWNER_LABEL}={self.owner}"], **extra}
+
+    # ------------------------------------------------------------------ on start
+
+    def reconcile(self) -> None:
+        """Handle exits missed while the agent was down, then fail the runs it left live
+        whose container is gone. Call before the first poll."""
+        self._catch_up()
+        run_ids = self._live_runs()
+        present = [
+            details["Labels"].get(RUN_LABEL, "")
+            for details in self.engine.containers(all=True, filters=self._filters())
+        ]
+        for run_id in supervision.orphaned(run_ids, present):
+            message = (
+                "the agent restarted and found no container for this flow run (it was "
+                "removed while the agent was down); marking it failed"
+            )
+            self._safely(self._fail, run_id, message, [])
+            self.on_ended("container-missing", None)
+
+    def _live_runs(self) -> List[str]:
+        if not self.owner:
+            return []
+        result = self.agent.client.graphql(
+            AGENT_RUNS, variables={"agent": self.owner, "states": list(LIVE_STATES)}
+        )
+        return [run["id"] for run in result["data"]["flow_run"]]
+
+    # ------------------------------------------------------------------ exits
+
+    def handle(self, container_id: str) -> Optional[Verdict]:
+        details = self.engine.inspect_container(container_id)
+        labels = details["Config"].get("Labels") or {}
+        if labels.get(OWNER_LABEL) != self.owner or RUN_LABEL not in labels:
+            return None
+        if details["State"]["Status"] not in ("exited", "dead"):
+            return None
+        output = self.engine.logs(container_id, tail=supervision.TAIL_LINES, timestamps=False)
+        exit = ContainerExit(
+            flow_run_id=labels[RUN_LABEL],
+            container_id=details["Id"],
+            name=details["Name"].lstrip("/"),
+            exit_code=int(details["State"].get("ExitCode") or 0),
+            oom_killed=bool(details["State"].get("OOMKilled")),
+            error=details["State"].get("Error") or "",
+            finished_at=supervision.parse_docker_time(details["State"].get("FinishedAt")),
+            output=output.decode(errors="replace").splitlines(),
+        )
+        verdict = supervision.judge(exit, self._state(exit.flow_run_id))
+        if verdict.fail_message is not None:
+            self._fail(exit.flow_run_id, verdict.fail_message, list(exit.output))
+            self.on_ended("oom-killed" if exit.oom_killed else "container-exited", exit.exit_code)
+        if verdict.remove:
+            self.engine.remove_container(exit.container_id, force=True)
+        return verdict
+
+    def _state(self, run_id: str) -> Optional[str]:
+        result = self.agent.client.graphql(RUN_STATE, variables={"id": run_id})
+        run = result["data"]["flow_run_by_pk"]
+        return None if run is None else run["state"]
+
+    def _fail(self, run_id: str, message: str, output: List[str]) -> None:
+        from prefect.engine.state import Failed
+
+        logger.error("Flow run %s: %s", run_id, message)
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        logs = [{"flow_run_id": run_id, "name": "prefect-agent", "level": "ERROR",
+                 "message": message, "timestamp": now}]  # fmt: skip
+        if output:
+            text = "The flow-run container's last lines of output:\n" + "\n".join(output)
+            logs.append({**logs[0], "message": text})
+        self.agent.client.write_run_logs(logs)
+        self.agent.client.set_flow_run_state(flow_run_id=run_id, state=Failed(message))
+
+    # ------------------------------------------------------------------ the threads
+
+    def start(self) -> None:
+        threading.Thread(target=self._follow, name="docker-runs", daemon=True).start()
+        threading.Thread(target=self._sweep_loop, name="docker-runs-sweep", daemon=True).start()
+
+    def _follow(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self._events = self.engine.events(
+                    filters=self._filters(type="container", event="die"), decode=True
+                )
+                for event in self._events:
+                    self._safely(self.handle, event["id"])
+            except Exception as exc:  # the engine went away: catch up once it is back
+                if self.stopped.is_set():
+                    return
+                logger.warning("Lost the engine's events (%s); reconnecting", exc)
+            if self.stopped.wait(2):
+                return
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Exits that happened while the events were lost."""
+        for details in self.engine.containers(all=True, filters=self._filters(status="exited")):
+            self._safely(self.handle, details["Id"])
+
+    def _sweep_loop(self) -> None:
+        while not self.stopped.wait(self.sweep_interval):
+            self._safely(self.sweep)
+
+    def sweep(self) -> List[str]:
+        """Remove the kept (failed) containers whose retention has run out."""
+        removed = []
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for summary in self.engine.containers(all=True, filters=self._filters(status="exited")):
+            details = self.engine.inspect_container(summary["Id"])
+            finished = supervision.parse_docker_time(details["State"].get("FinishedAt"))
+            if supervision.expired(finished, now, self.retention):
+                self.engine.remove_container(summary["Id"], force=True)
+                removed.append(summary["Id"])
+        return removed
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self._events is not None:
+            self._events.close()
+
+    def _safely(self, action: Callable, *args: Any) -> Any:
+        try:
+            return action(*args)
+        except Exception as exc:  # one run's trouble must not stop the others' supervision
+            logger.warning("Supervising flow-run containers: %s: %s", type(exc).__name__, exc)
+            return None

@@ -1,0 +1,141 @@
+"""When a flow-run container dies, the prod image's Docker agent ends its run Failed with
+the reason, within seconds, and keeps the container for diagnosis; a success leaves no
+container behind. Stock prefect 1.2.4 leaves such runs Submitted or Running.
+
+The Docker engine, the images, the agent and the flow-run containers are real; the Prefect
+Server is the API double."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from testbed.agent_stand import DockerAgentStand
+from testbed.flow_runs import FLOW_RUN_LABEL, state_names, wait_final
+
+pytestmark = [pytest.mark.docker, pytest.mark.e2e]
+
+
+@pytest.fixture
+def stand(prefect_api, containers, prod_image) -> DockerAgentStand:
+    return DockerAgentStand(prefect_api, containers, prod_image)
+
+
+def flow_run_containers(docker_client, run_id: str):
+    return docker_client.containers.list(all=True, filters={"label": f"{FLOW_RUN_LABEL}={run_id}"})
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def failed_message(api, run_id: str) -> str:
+    run = api.flow_run(run_id)
+    assert run["state"] == "Failed", state_names(api, run_id)
+    return run["serialized_state"]["message"]
+
+
+def remove(docker_client, run_id: str) -> None:
+    for container in flow_run_containers(docker_client, run_id):
+        container.remove(force=True)
+
+
+def test_a_killed_flow_run_container_fails_its_run_with_the_exit(
+    stand, prefect_api, docker_client
+) -> None:
+    stand.start_agent()
+    run_id = stand.run(stand.register("sleeps.py"))
+    try:
+        (container,) = wait_for(
+            lambda: [
+                c
+                for c in flow_run_containers(docker_client, run_id)
+                if "e2e: sleeping" in c.logs().decode(errors="replace")
+            ],
+            120,
+            "the flow run's task started",
+        )
+        assert prefect_api.flow_run(run_id)["state"] == "Running"
+        killed = time.monotonic()
+        container.kill()  # SIGKILL, as the kernel's OOM killer sends
+        wait_for(lambda: prefect_api.flow_run(run_id)["state"] == "Failed", 30, "Failed")
+        seconds = time.monotonic() - killed
+        print(f"container killed -> run Failed: {seconds:.2f} s")
+        message = failed_message(prefect_api, run_id)
+        assert "exited 137: killed (SIGKILL)" in message, message
+        logs = "\n".join(log["message"] for log in prefect_api.logs(run_id))
+        assert "last lines of output" in logs
+        assert "e2e: sleeping" in logs
+        container.reload()
+        assert container.status == "exited"  # kept for docker logs
+    finally:
+        remove(docker_client, run_id)
+
+
+def test_an_oom_killed_run_says_so(stand, prefect_api, docker_client) -> None:
+    stand.start_agent()
+    flow_id = stand.register("hungry.py", host_config={"mem_limit": "96m", "memswap_limit": "96m"})
+    run_id = stand.run(flow_id)
+    try:
+        wait_final(prefect_api, [run_id], timeout=180)
+        message = failed_message(prefect_api, run_id)
+        assert "exited 137 (OOMKilled): out of memory" in message, message
+    finally:
+        remove(docker_client, run_id)
+
+
+def test_a_flow_run_whose_extras_fail_ends_failed_with_the_installers_reason(
+    stand, prefect_api, docker_client
+) -> None:
+    stand.start_agent()
+    env = {"EXTRA_PIP_PACKAGES": "no-such-package-e2e", "PIP_INDEX_URL": "http://127.0.0.1:9/"}
+    run_id = stand.run(stand.register("squares.py", env=env, name="e2e-bad-extras"))
+    try:
+        wait_final(prefect_api, [run_id], timeout=120)
+        message = failed_message(prefect_api, run_id)
+        assert "exited 6: installing the extra packages failed" in message, message
+        assert "EXTRA_PIP_PACKAGES" in message, message
+        assert "Running" not in state_names(prefect_api, run_id)
+    finally:
+        remove(docker_client, run_id)
+
+
+def test_a_successful_run_leaves_no_container(stand, prefect_api, docker_client) -> None:
+    stand.start_agent()
+    run_id = stand.run(stand.register("squares.py"), parameters={"n": 2})
+    assert wait_final(prefect_api, [run_id], timeout=120) == {run_id: "Success"}
+    wait_for(lambda: not flow_run_containers(docker_client, run_id), 30, "container removed")
+
+
+def test_a_restarted_agent_ends_the_runs_whose_containers_died_while_it_was_down(
+    stand, prefect_api, docker_client
+) -> None:
+    first = stand.start_agent()
+    run_id = stand.run(stand.register("sleeps.py"))
+    try:
+        (container,) = wait_for(
+            lambda: [
+                c
+                for c in flow_run_containers(docker_client, run_id)
+                if "e2e: sleeping" in c.logs().decode(errors="replace")
+            ],
+            120,
+            "the flow run's task started",
+        )
+        first.kill()  # the agent dies first, then its flow run
+        container.kill()
+        time.sleep(1)
+        assert prefect_api.flow_run(run_id)["state"] == "Running"  # nobody noticed
+        first.remove(force=True)
+        stand.start_agent()
+        wait_for(lambda: prefect_api.flow_run(run_id)["state"] == "Failed", 30, "Failed")
+        assert "exited 137" in failed_message(prefect_api, run_id)
+    finally:
+        remove(docker_client, run_id)
