@@ -20,6 +20,9 @@ How prefect 1.2.4 uses a template (``KubernetesAgent.generate_job_spec``):
   ``nodeSelector``, ``tolerations``, ``affinity`` and ``priorityClassName`` are left as
   they are; the agent adds its ``prefect.io/*`` labels and a ``restartPolicy`` of ``Never``
   if there is none. (A ``KubernetesRun`` with its own ``job_template`` replaces all this.)
+- ``backoffLimit: 0``: a failed pod is not retried (Kubernetes' default, 6, reruns the
+  flow), and ``ttlSecondsAfterFinished`` (``kubernetes_job_ttl_seconds``) removes finished
+  Jobs the agent did not delete.
 """
 
 from __future__ import annotations
@@ -75,12 +78,13 @@ def job_template(settings: Settings) -> Dict[str, Any]:
     metadata: Dict[str, Any] = {"labels": dict(labels)}
     if settings.kubernetes_namespace:
         metadata["namespace"] = settings.kubernetes_namespace
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": metadata,
-        "spec": {"template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec}},
-    }
+    # A failed pod is not retried (Kubernetes' default is 6 times, each a rerun of the flow);
+    # a finished Job goes after the TTL, with its pod and logs.
+    spec: Dict[str, Any] = {"backoffLimit": 0}
+    if settings.kubernetes_job_ttl_seconds is not None:
+        spec["ttlSecondsAfterFinished"] = settings.kubernetes_job_ttl_seconds
+    spec["template"] = {"metadata": {"labels": dict(labels)}, "spec": pod_spec}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": spec}
 
 
 @dataclass(frozen=True)

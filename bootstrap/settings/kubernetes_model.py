@@ -96,6 +96,12 @@ class KubernetesSettings(BaseSettings):
     kubernetes_job_memory_limit: Optional[str] = Field(
         None, description="Flow-run container memory limit; a KubernetesRun's overrides it."
     )
+    kubernetes_job_ttl_seconds: Optional[int] = Field(
+        86400,
+        ge=0,
+        description="Seconds Kubernetes keeps a finished flow-run Job (ttlSecondsAfterFinished), "
+        "for the failed ones' logs; none: kept until deleted.",
+    )
     kubernetes_job_env_secrets: List[str] = Field(
         default_factory=list,
         description="Secrets whose keys become environment variables of flow-run containers.",
@@ -207,6 +213,7 @@ class KubernetesSettings(BaseSettings):
     _api_key_secret_key = rule("kubernetes_api_key_secret_key", check=k8s.check_secret_key)
     _image = rule("kubernetes_image", check=optional(k8s.check_image_reference))
     _kubernetes_labels = rule("kubernetes_labels", check=k8s.check_labels)
+    _job_ttl_blank = rule("kubernetes_job_ttl_seconds", pre=True, check=blank_is_none)
     _prefect_api = rule("kubernetes_prefect_api", check=rules.check_http_url)
 
     @validator(*QUANTITIES, pre=True)

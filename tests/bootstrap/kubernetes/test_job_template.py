@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+import kubernetes
 import kubernetes_validate
 import pytest
 import yaml
@@ -319,3 +320,38 @@ def test_a_runs_own_job_template_is_held_to_the_flow_run_policy(monkeypatch, tmp
     other_account = KubernetesRun(service_account_name="cluster-admin")
     with pytest.raises(PolicyRefusal, match="rule 'service-account'"):
         agent.generate_job_spec(flow_run(other_account))
+
+
+def test_the_job_runs_once_is_named_for_its_run_and_expires(monkeypatch, tmp_path) -> None:
+    """backoffLimit 0 (Kubernetes' default 6 reruns the flow), a TTL, and one Job name per
+    flow run (a second agent's create gets 409, which prefect takes as already submitted)."""
+    from bootstrap.agent import hooks
+    from bootstrap.agent.metrics import Metrics
+
+    for name in ("generate_job_spec", "deploy_flow", "manage_jobs"):
+        monkeypatch.setattr(KubernetesAgent, name, getattr(KubernetesAgent, name))
+    agent = agent_from_bootstrap(monkeypatch, tmp_path, **JOB_SETTINGS)
+    hooks.supervise_kubernetes_jobs(Metrics("kubernetes", {}))
+    job = agent.generate_job_spec(flow_run())
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["ttlSecondsAfterFinished"] == 86400
+    assert job["metadata"]["name"] == "prefect-job-9e2f3c3a-flow-run"
+    kubernetes_validate.validate(job, kubernetes_validate.latest_version(), strict=True)
+
+    created = []
+
+    class Batch:
+        def read_namespaced_job(self, name, namespace):
+            raise kubernetes.client.rest.ApiException(status=404, reason="Not Found")
+
+        def create_namespaced_job(self, namespace, body):
+            if body["metadata"]["name"] in created:
+                raise kubernetes.client.rest.ApiException(status=409, reason="AlreadyExists")
+            created.append(body["metadata"]["name"])
+
+    agent.batch_client = Batch()
+    assert agent.deploy_flow(flow_run()) == "Job prefect-job-9e2f3c3a-flow-run"
+    assert agent.deploy_flow(flow_run()) == "Job prefect-job-9e2f3c3a-flow-run"  # 409: once
+    assert created == ["prefect-job-9e2f3c3a-flow-run"]
+    no_ttl = jt.job_template(load_settings({**JOB_SETTINGS, "kubernetes_job_ttl_seconds": ""}))
+    assert "ttlSecondsAfterFinished" not in no_ttl["spec"]

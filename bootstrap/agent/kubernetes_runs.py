@@ -1,0 +1,172 @@
+"""The Kubernetes agent owns the Jobs it creates.
+
+- One Job per flow run: its name is the run id, so a second agent (or a second try of the
+  same agent) gets ``409 AlreadyExists``, which prefect's ``deploy_flow`` takes as "already
+  submitted": the run never runs twice.
+- Each pass of prefect's ``manage_jobs`` is followed by one of ours over the Jobs of runs
+  that are not finished: a Job Kubernetes cannot create pods for (``FailedCreate``: a quota,
+  an admission webhook, a missing service account), a pod ``Pending`` past a limit
+  (unschedulable, a volume that never mounts) and a flow container that terminated (an OOM
+  kill) end the run Failed with Kubernetes' own reason, and the Job is deleted. Prefect 1.2.4
+  catches only image-pull errors and leaves the rest Submitted.
+
+The decisions (:func:`job_failure`) take the Kubernetes client's own objects.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any, Iterable, List, Optional
+
+logger = logging.getLogger("bootstrap.agent")
+RUN_LABEL = "prefect.io/flow_run_id"
+JOB_PREFIX = "prefect-job-"
+PENDING_LIMIT = 600.0  # seconds a flow-run pod may stay Pending (image pulls included)
+FINISHED_STATES = ("Success", "Failed", "Cancelled", "Skipped", "TimedOut", "TriggerFailed")
+
+
+def job_name(flow_run_id: str) -> str:
+    return f"{JOB_PREFIX}{flow_run_id}"  # 48 characters: a valid Job name
+
+
+def _age(since: Optional[datetime.datetime], now: datetime.datetime) -> float:
+    return (now - since).total_seconds() if since is not None else 0.0
+
+
+def _latest(events: Iterable[Any], reasons: Iterable[str] = ()) -> Optional[Any]:
+    wanted = set(reasons)
+    chosen = [e for e in events if not wanted or e.reason in wanted]
+    stamp = lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp  # noqa: E731
+    return max(chosen, key=stamp, default=None)
+
+
+def job_failure(
+    job: Any,
+    pods: List[Any],
+    events: List[Any],
+    now: datetime.datetime,
+    pending_limit: float = PENDING_LIMIT,
+) -> Optional[str]:
+    """Why the flow run of ``job`` (a V1Job) cannot go on, or None. ``pods``: its V1Pods;
+    ``events``: the CoreV1Events about the Job and its pods."""
+    name = job.metadata.name
+    job_events = [e for e in events if e.involved_object.kind == "Job"]
+    failed_create = _latest(job_events, ["FailedCreate"])
+    if failed_create is not None and not pods:
+        return (
+            f"Kubernetes could not create the flow-run pod of Job {name}: {failed_create.message}"
+        )
+    for pod in pods:
+        for status in pod.status.container_statuses or []:
+            terminated = status.state.terminated if status.state else None
+            if terminated is not None and terminated.exit_code:
+                reason = f" ({terminated.reason})" if terminated.reason else ""
+                return (
+                    f"flow-run pod {pod.metadata.name} container {status.name} exited "
+                    f"{terminated.exit_code}{reason}"
+                    + (
+                        "; out of memory: raise its memory limit"
+                        if reason == " (OOMKilled)"
+                        else ""
+                    )
+                )
+        if pod.status.phase == "Pending":
+            waited = _age(pod.metadata.creation_timestamp, now)
+            if waited >= pending_limit:
+                pod_events = [e for e in events if e.involved_object.name == pod.metadata.name]
+                last = _latest(pod_events)
+                why = f": {last.reason}: {last.message}" if last is not None else ""
+                return f"flow-run pod {pod.metadata.name} stayed Pending for {waited:.0f} s{why}"
+    return None
+
+
+def clear_finished_job(agent: Any, name: str, wait: float = 30.0) -> None:
+    """A finished Job of an earlier attempt of the same run (kept: kubernetes_delete_finished_jobs
+    off) would make prefect take the new attempt as submitted: delete it first."""
+    import time
+
+    import kubernetes
+
+    try:
+        job = agent.batch_client.read_namespaced_job(name=name, namespace=agent.namespace)
+    except kubernetes.client.rest.ApiException as exc:
+        if exc.status == 404:
+            return
+        raise
+    if not (job.status.succeeded or job.status.failed):
+        return  # live: this run is started already, and 409 says so
+    body = kubernetes.client.V1DeleteOptions(propagation_policy="Foreground")
+    agent.batch_client.delete_namespaced_job(name=name, namespace=agent.namespace, body=body)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            agent.batch_client.read_namespaced_job(name=name, namespace=agent.namespace)
+        except kubernetes.client.rest.ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        time.sleep(1)
+
+
+class JobChecks:
+    """Our pass after each of prefect's ``manage_jobs`` (see the module)."""
+
+    def __init__(self, agent: Any, pending_limit: float = PENDING_LIMIT) -> None:
+        self.agent = agent
+        self.pending_limit = pending_limit
+
+    def run(self) -> List[str]:
+        """Fail the runs whose Job cannot go on; their ids."""
+        failed = []
+        agent = self.agent
+        jobs = agent.batch_client.list_namespaced_job(
+            namespace=agent.namespace, label_selector=RUN_LABEL
+        )
+        for job in jobs.items:
+            if job.status.succeeded or job.status.failed:
+                continue  # prefect's own pass reports and deletes those
+            run_id = job.metadata.labels[RUN_LABEL]
+            if agent.client.get_flow_run_state(run_id).is_finished():
+                continue
+            message = job_failure(
+                job, self._pods(job), self._events(job), _now(), self.pending_limit
+            )
+            if message is None:
+                continue
+            self._fail(run_id, message)
+            self._delete(job.metadata.name)
+            failed.append(run_id)
+        return failed
+
+    def _pods(self, job: Any) -> List[Any]:
+        selector = f"job-name={job.metadata.name}"
+        return self.agent.core_client.list_namespaced_pod(
+            namespace=self.agent.namespace, label_selector=selector
+        ).items
+
+    def _events(self, job: Any) -> List[Any]:
+        events = self.agent.core_client.list_namespaced_event(namespace=self.agent.namespace)
+        prefix = job.metadata.name
+        return [e for e in events.items if (e.involved_object.name or "").startswith(prefix)]
+
+    def _fail(self, run_id: str, message: str) -> None:
+        from prefect.engine.state import Failed
+
+        logger.error("Flow run %s: %s", run_id, message)
+        self.agent.client.write_run_logs(
+            [{"flow_run_id": run_id, "name": "prefect-agent", "level": "ERROR", "message": message}]
+        )
+        self.agent.client.set_flow_run_state(flow_run_id=run_id, state=Failed(message))
+
+    def _delete(self, name: str) -> None:
+        import kubernetes
+
+        body = kubernetes.client.V1DeleteOptions(propagation_policy="Foreground")
+        self.agent.batch_client.delete_namespaced_job(
+            name=name, namespace=self.agent.namespace, body=body
+        )
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
