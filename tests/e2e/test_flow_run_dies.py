@@ -100,7 +100,9 @@ def test_a_flow_run_whose_extras_fail_ends_failed_with_the_installers_reason(
     try:
         wait_final(prefect_api, [run_id], timeout=120)
         message = failed_message(prefect_api, run_id)
-        assert "exited 6: installing the extra packages failed" in message, message
+        # said by the container itself, before it exits 6 (the agent's watch would say it
+        # otherwise: "exited 6: installing the extra packages failed")
+        assert "could not install its extra packages (exit 6)" in message, message
         assert "EXTRA_PIP_PACKAGES" in message, message
         assert "Running" not in state_names(prefect_api, run_id)
     finally:
