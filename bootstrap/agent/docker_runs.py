@@ -75,6 +75,25 @@ def own_docker_client(agent: Any, client: Any) -> Any:
     return client
 
 
+def has_live_container(client: Any, flow_run_id: str) -> bool:
+    """Whether the run's container exists and is not finished (another agent took it)."""
+    import docker
+
+    try:
+        details = client.inspect_container(supervision.container_name(flow_run_id))
+    except docker.errors.NotFound:
+        return False
+    return details["State"]["Status"] not in ("exited", "dead")
+
+
+def already_taken(agent: Any, flow_run_id: str) -> Optional[str]:
+    """Why the run must not be deployed now (see supervision.taken), from a fresh look."""
+    result = agent.client.graphql(RUN_STATE, variables={"id": flow_run_id})
+    run = result["data"]["flow_run_by_pk"]
+    state = None if run is None else run["state"]
+    return supervision.taken(state, has_live_container(agent.docker_client, flow_run_id))
+
+
 def _set_aside_finished(client: Any, name: str) -> bool:
     """A finished container of an earlier attempt of the run keeps its logs under another
     name; a live one (created, running) means the run is started: False."""

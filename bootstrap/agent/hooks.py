@@ -106,7 +106,7 @@ def supervise_docker_runs(config: LauncherConfig, metrics: Metrics) -> None:
     import docker
     from prefect.agent.docker import DockerAgent
 
-    from bootstrap.agent.docker_runs import DockerRuns, own_docker_client
+    from bootstrap.agent.docker_runs import DockerRuns, already_taken, own_docker_client
 
     def client(original):
         def _get_docker_client(agent, *args, **kwargs):
@@ -131,8 +131,22 @@ def supervise_docker_runs(config: LauncherConfig, metrics: Metrics) -> None:
 
         return _setup_api_connection
 
+    def once(original):
+        def _deploy_flow_run(agent, flow_run, *args, **kwargs):
+            # Before prefect marks it Submitted again: another agent may have taken the run
+            # since the poll (the engine's one-name-per-run check at creation is the last
+            # guard; this one also keeps the lost race out of the run's state history).
+            reason = already_taken(agent, flow_run.id)
+            if reason is not None:
+                logger.info("Flow run %s not deployed: %s", flow_run.id, reason)
+                return None
+            return original(agent, flow_run, *args, **kwargs)
+
+        return _deploy_flow_run
+
     _wrap(DockerAgent, "_get_docker_client", client)
     _wrap(DockerAgent, "_setup_api_connection", setup)
+    _wrap(DockerAgent, "_deploy_flow_run", once)
 
 
 class AgentHooks:

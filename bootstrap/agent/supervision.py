@@ -92,15 +92,27 @@ def last_words(output: Sequence[str]) -> str:
 
 
 def judge(exit: ContainerExit, run_state: Optional[str]) -> Verdict:
-    """``run_state``: the run's state in the API now (None: the run no longer exists)."""
-    if run_state is None:
-        return Verdict(None, remove=exit.exit_code == 0)
-    if run_state in FINISHED_STATES:
-        return Verdict(None, remove=exit.exit_code == 0 and run_state == "Success")
+    """``run_state``: the run's state in the API now (None: the run no longer exists).
+
+    Exit 0 is prefect's flow runner ending normally, also when it leaves the run Running on
+    purpose (a task retrying later: the agent deploys the run again then)."""
     if exit.exit_code == 0:
-        message = f"flow-run container {exit.name} exited 0 while the run was {run_state}"
-        return Verdict(message, remove=False)
+        return Verdict(None, remove=True)
+    if run_state is None or run_state in FINISHED_STATES:
+        return Verdict(None, remove=False)
     return Verdict(exit_reason(exit), remove=False)
+
+
+def taken(run_state: Optional[str], live_container: bool) -> Optional[str]:
+    """Why the agent must not deploy a run it found in the queue a moment ago: another agent
+    took it meanwhile (prefect's agent would mark it Submitted again, and start it twice)."""
+    if run_state is None:
+        return "it no longer exists"
+    if run_state == "Submitted" or run_state in FINISHED_STATES:
+        return f"it is {run_state} already"
+    if live_container:
+        return "its container is running"
+    return None
 
 
 def expired(

@@ -19,7 +19,8 @@ from bootstrap.util.log import logger
 
 RUN_ID_ENV = "PREFECT__CONTEXT__FLOW_RUN_ID"
 FLOW_RUN_COMMAND = ("prefect", "execute", "flow-run")
-HEARTBEAT_SECONDS = 30.0  # prefect's own flow-run heartbeat period
+HEARTBEAT_SECONDS = 30.0  # prefect's own flow-run heartbeat period (cloud.heartbeat_interval)
+HEARTBEAT_ENV = "PREFECT__CLOUD__HEARTBEAT_INTERVAL"
 FINISHED = ("Success", "Failed", "Cancelled", "Skipped", "TimedOut", "TriggerFailed")
 
 HEARTBEAT = (
@@ -40,6 +41,7 @@ class FlowRunRole:
     run_id: str
     api_url: str
     api_key: str = ""
+    heartbeat_interval: float = HEARTBEAT_SECONDS
 
     @classmethod
     def detect(cls, environ: Mapping[str, str], argv: Sequence[str]) -> Optional[FlowRunRole]:
@@ -47,7 +49,11 @@ class FlowRunRole:
         api = environ.get("PREFECT__CLOUD__API", "")
         if not run_id or not api or tuple(argv[:3]) != FLOW_RUN_COMMAND:
             return None
-        return cls(run_id, api, environ.get("PREFECT__CLOUD__API_KEY", ""))
+        try:
+            interval = float(environ.get(HEARTBEAT_ENV) or HEARTBEAT_SECONDS)
+        except ValueError:
+            interval = HEARTBEAT_SECONDS  # prefect's flow runner will say what is wrong
+        return cls(run_id, api, environ.get("PREFECT__CLOUD__API_KEY", ""), max(interval, 0.1))
 
     def post(self, query: str, variables: Dict[str, Any], timeout: float = 10) -> Dict[str, Any]:
         headers = {"Content-Type": "application/json"}
@@ -90,9 +96,9 @@ class Heartbeat:
     """Beat for the run while the container prepares (extras), so that the server's
     Lazarus (10 minutes without a heartbeat) does not resubmit a healthy slow start."""
 
-    def __init__(self, role: FlowRunRole, interval: float = HEARTBEAT_SECONDS) -> None:
+    def __init__(self, role: FlowRunRole, interval: Optional[float] = None) -> None:
         self.role = role
-        self.interval = interval
+        self.interval = role.heartbeat_interval if interval is None else interval
         self.stopped = threading.Event()
         self.beats = 0
         self._thread = threading.Thread(target=self._run, name="flow-run-heartbeat", daemon=True)

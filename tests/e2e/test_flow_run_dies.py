@@ -96,7 +96,7 @@ def test_a_flow_run_whose_extras_fail_ends_failed_with_the_installers_reason(
 ) -> None:
     stand.start_agent()
     env = {"EXTRA_PIP_PACKAGES": "no-such-package-e2e", "PIP_INDEX_URL": "http://127.0.0.1:9/"}
-    run_id = stand.run(stand.register("squares.py", env=env, name="e2e-bad-extras"))
+    run_id = stand.run(stand.register("squares.py", env=env))
     try:
         wait_final(prefect_api, [run_id], timeout=120)
         message = failed_message(prefect_api, run_id)

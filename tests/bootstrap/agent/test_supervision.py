@@ -15,6 +15,7 @@ from bootstrap.agent.supervision import (
     last_words,
     orphaned,
     parse_docker_time,
+    taken,
 )
 
 RUN = "0c7e6c2e-1111-4222-8333-944455556666"
@@ -57,17 +58,27 @@ def test_last_words_prefers_an_error_line() -> None:
     [
         (137, "Running", True, False),  # died mid-run: Failed, kept for diagnosis
         (6, "Submitted", True, False),  # died before the flow runner: Failed, kept
-        (0, "Running", True, False),  # exited 0 without a final state: still a failure
         (0, "Success", False, True),  # the normal end: nothing to do, removed
+        (0, "Running", False, True),  # a task retries later: prefect deploys the run again
         (1, "Failed", False, False),  # the flow failed and said so: kept
-        (0, "Cancelled", False, False),
+        (1, "Cancelled", False, False),
         (0, None, False, True),  # the run was deleted
+        (137, None, False, False),
     ],
 )
 def test_judge(code, state, fails, removed) -> None:
     verdict = judge(exited(code), state)
     assert (verdict.fail_message is not None) is fails
     assert verdict.remove is removed
+
+
+def test_a_run_another_agent_took_since_the_poll_is_not_deployed() -> None:
+    assert taken("Scheduled", live_container=False) is None
+    assert taken("Running", live_container=False) is None  # a task retrying: deploy again
+    assert taken("Running", live_container=True) == "its container is running"
+    assert taken("Submitted", live_container=False) == "it is Submitted already"
+    assert taken("Success", live_container=False) == "it is Success already"
+    assert taken(None, live_container=False) == "it no longer exists"
 
 
 def test_retention_and_orphans() -> None:

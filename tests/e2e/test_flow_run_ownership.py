@@ -1,0 +1,168 @@
+"""The server's background services against the agent, on a clock 60 times faster (Lazarus
+every 10 s, judging a heartbeat older than 10 s stale; the zombie killer every 2 s), with the
+flow runs' own heartbeat every second (``PREFECT__CLOUD__HEARTBEAT_INTERVAL``, prefect's
+setting, scaled alike):
+
+- a flow-run container that installs extras longer than the Lazarus window is not resubmitted
+  and runs once;
+- a killed flow-run container: the stock 1.2.4 agent (``prefect agent docker start`` in the
+  same image) leaves the run to the zombie killer and Lazarus, which start it a second time;
+  the image's agent ends it Failed at once, and Lazarus has nothing to do;
+- three agents on the same labels, behind three GraphQL replicas (each with its own
+  Submitted lock), start each of 30 runs in exactly one container.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+
+from testbed.agent_stand import AGENT_LABELS, FLOWS, FLOWS_IN_CONTAINER, DockerAgentStand
+from testbed.docker import HOST_SOCKET, socket_gid, wait_for_log
+from testbed.flow_runs import (
+    AGENT_READY,
+    FLOW_RUN_LABEL,
+    assert_ran_exactly_once,
+    state_names,
+    wait_final,
+)
+from testbed.net import free_port
+from testbed.packages import PackageServer, build_repo
+
+pytestmark = [pytest.mark.docker, pytest.mark.e2e]
+
+SPEEDUP = 60
+FAST_HEARTBEAT = {"PREFECT__CLOUD__HEARTBEAT_INTERVAL": "1"}
+SLOW_WHEEL = "slowpkg-0.1.0-py3-none-any.whl"
+
+
+@pytest.fixture
+def fast_api(make_prefect_api):
+    return make_prefect_api(services_speedup=SPEEDUP)
+
+
+@pytest.fixture
+def stand(fast_api, containers, prod_image) -> DockerAgentStand:
+    return DockerAgentStand(fast_api, containers, prod_image)
+
+
+@pytest.fixture(scope="module")
+def package_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageServer]:
+    with PackageServer(build_repo(tmp_path_factory.mktemp("repo"))) as server:
+        yield server
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def sleeping_container(docker_client, run_id: str):
+    def started():
+        found = docker_client.containers.list(filters={"label": f"{FLOW_RUN_LABEL}={run_id}"})
+        return [c for c in found if "e2e: sleeping" in c.logs().decode(errors="replace")]
+
+    (container,) = wait_for(started, 120, "the flow run's task started")
+    return container
+
+
+def test_a_slow_extras_install_is_not_resubmitted_by_lazarus(
+    stand, fast_api, package_server
+) -> None:
+    package_server.delay[SLOW_WHEEL] = 25  # 2.5 Lazarus windows downloading one wheel
+    stand.start_agent()
+    env = {
+        **FAST_HEARTBEAT,
+        "EXTRA_PIP_PACKAGES": f"--index-url {package_server.url}/simple slowpkg",
+    }
+    run_id = stand.run(stand.register("squares.py", env=env))
+    final = wait_final(fast_api, [run_id], timeout=180)
+    assert final == {run_id: "Success"}, fast_api.flow_run(run_id)["serialized_state"]
+    assert any(path.endswith(SLOW_WHEEL) for path in package_server.requests)
+    assert fast_api.services.passes["lazarus"] >= 2  # Lazarus ran during the install
+    assert fast_api.flow_run(run_id)["times_resurrected"] == 0
+    assert_ran_exactly_once(fast_api, run_id)
+
+
+def stock_agent(stand: DockerAgentStand):
+    """prefect 1.2.4's own Docker agent, in the same image, with the same options."""
+    command = ["prefect", "agent", "docker", "start", "--no-pull", "--network", "host"]
+    command += ["--volume", f"{FLOWS}:{FLOWS_IN_CONTAINER}:ro", "--name", "stock-agent"]
+    command += ["--agent-address", f"http://:{free_port()}"]
+    for label in AGENT_LABELS:
+        command += ["--label", label]
+    agent = stand.containers.run(
+        stand.image,
+        command,
+        environment={
+            "PREFECT__BACKEND": "server",
+            "PREFECT__CLOUD__API": stand.api.url,
+            "PREFECT__CLOUD__TENANT_ID": stand.tenant_id,
+        },
+        volumes={HOST_SOCKET: {"bind": HOST_SOCKET, "mode": "rw"}},
+        group_add=[socket_gid()],
+    )
+    wait_for_log(agent, AGENT_READY, timeout=120)
+    return agent
+
+
+def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
+    stand, fast_api, docker_client
+) -> None:
+    ours = stand.start_agent()  # creates the tenant and project; then stands aside
+    ours.stop(timeout=10)
+    flow_id = stand.register("sleeps.py", env=FAST_HEARTBEAT)
+    stock = stock_agent(stand)
+    stock_run = stand.run(flow_id)
+    sleeping_container(docker_client, stock_run).kill()
+    resubmitted = lambda: state_names(fast_api, stock_run).count("Submitted") >= 2  # noqa: E731
+    wait_for(resubmitted, 90, "the zombie killer and Lazarus resubmitting the stock run")
+    assert fast_api.flow_run(stock_run)["times_resurrected"] >= 1
+    assert "Rescheduled by a Lazarus process." in [
+        state["message"] for state in fast_api.flow_run_states(stock_run)
+    ]
+    stock.remove(force=True)
+    for container in docker_client.containers.list(
+        all=True, filters={"label": f"{FLOW_RUN_LABEL}={stock_run}"}
+    ):
+        container.remove(force=True)
+
+    ours.start()
+    wait_for_log(ours, AGENT_READY, timeout=120)
+    our_run = stand.run(flow_id)
+    sleeping_container(docker_client, our_run).kill()
+    wait_for(lambda: fast_api.flow_run(our_run)["state"] == "Failed", 30, "Failed")
+    time.sleep(3 * 10)  # three Lazarus windows: nothing comes back
+    history = state_names(fast_api, our_run)
+    assert history.count("Submitted") == 1, history
+    assert history[-1] == "Failed", history
+    assert fast_api.flow_run(our_run)["times_resurrected"] == 0
+
+
+def test_three_agents_behind_three_replicas_start_each_run_once(
+    make_prefect_api, containers, prod_image, container_creations
+) -> None:
+    api = make_prefect_api(graphql_replicas=3)
+    stands = [DockerAgentStand(api, containers, prod_image) for _ in range(3)]
+    for stand in stands:
+        stand.start_agent()
+    flow_id = stands[0].register("squares.py")
+    runs = [stands[0].run(flow_id, parameters={"n": 1}) for _ in range(30)]
+    states = wait_final(api, runs, timeout=600)
+    failed = {
+        run_id: (state_names(api, run_id), api.flow_run(run_id)["serialized_state"]["message"])
+        for run_id, state in states.items()
+        if state != "Success"
+    }
+    assert failed == {}
+    assert container_creations.of(runs) == dict.fromkeys(runs, 1)
+    for run_id in runs:
+        history = state_names(api, run_id)
+        assert history.count("Running") == 1, history  # one flow runner, in one container
