@@ -15,7 +15,7 @@ import os
 import shlex
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from bootstrap.agent.config import CONFIG_ENV, LauncherConfig
@@ -26,6 +26,7 @@ from bootstrap.flowrun.additions import FlowRunAdditions
 from bootstrap.kubernetes import job_template
 from bootstrap.settings import AgentType, Settings
 from bootstrap.util import rundir
+from bootstrap.util.docker_units import host_config_defaults, parse_bytes
 from bootstrap.util.engine import docker_engine_url
 from bootstrap.util.errors import PreflightError, SettingsError
 from bootstrap.util.log import MASK, logger
@@ -110,6 +111,8 @@ def launcher_config(
         startup_seconds=dict(startup_seconds),
         policy=flow_run_policy(settings).to_dict(),
         failed_container_retention=settings.docker_failed_container_retention,
+        max_flow_runs=settings.agent_max_flow_runs,
+        docker_defaults=docker_defaults(settings),
     )
 
 
@@ -123,6 +126,31 @@ def flow_run_policy(settings: Settings) -> Policy:
         + tuple(source for source in own_sources if source.startswith("/")),
         networks=tuple(settings.docker_networks),
         service_account=settings.kubernetes_service_account_name,
+        ceilings=resource_ceilings(settings),
+    )
+
+
+def resource_ceilings(settings: Settings) -> Dict[str, float]:
+    ceilings: Dict[str, float] = {}
+    if settings.flow_run_max_memory is not None:
+        ceilings["memory"] = parse_bytes(settings.flow_run_max_memory)
+    if settings.flow_run_max_cpus is not None:
+        ceilings["cpus"] = settings.flow_run_max_cpus
+    if settings.flow_run_max_pids is not None:
+        ceilings["pids"] = settings.flow_run_max_pids
+    return ceilings
+
+
+def docker_defaults(settings: Settings) -> Dict[str, Any]:
+    """What every Docker flow-run container gets unless its run config says otherwise: the
+    defaults, else the ceilings (a run without a limit would be past them)."""
+    return host_config_defaults(
+        settings.docker_memory or settings.flow_run_max_memory,
+        settings.docker_cpus or settings.flow_run_max_cpus,
+        settings.docker_pids_limit
+        if settings.docker_pids_limit is not None
+        else settings.flow_run_max_pids,
+        settings.docker_shm_size,
     )
 
 

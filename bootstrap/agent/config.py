@@ -24,6 +24,8 @@ class LauncherConfig:
     startup_seconds: Dict[str, float] = field(default_factory=dict)
     policy: Optional[Dict[str, Any]] = None  # the flow-run policy (None: not enforced)
     failed_container_retention: float = 86400.0  # seconds a failed run's container is kept
+    max_flow_runs: int = 0  # flow runs alive at once (bootstrap.agent.capacity); 0: no limit
+    docker_defaults: Dict[str, Any] = field(default_factory=dict)  # create_host_config kwargs
 
     def to_env(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

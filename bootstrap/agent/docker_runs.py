@@ -18,6 +18,7 @@ import threading
 from typing import Any, Callable, Dict, List, Optional
 
 from bootstrap.agent import supervision
+from bootstrap.agent.capacity import Capacity
 from bootstrap.agent.supervision import OWNER_LABEL, RUN_LABEL, ContainerExit, Verdict
 
 logger = logging.getLogger("bootstrap.agent")
@@ -39,8 +40,9 @@ def agent_id(agent: Any) -> str:
     return agent.client._attached_headers.get(AGENT_ID_HEADER, "")
 
 
-def own_docker_client(agent: Any, client: Any) -> Any:
-    """Make ``client`` (the agent's docker.APIClient) create containers the agent owns."""
+def own_docker_client(agent: Any, client: Any, defaults: Optional[Dict[str, Any]] = None) -> Any:
+    """Make ``client`` (the agent's docker.APIClient) create containers the agent owns, with
+    the resource ``defaults`` under each run's own host_config."""
     import docker
 
     create_host_config = client.create_host_config
@@ -48,6 +50,8 @@ def own_docker_client(agent: Any, client: Any) -> Any:
 
     def host_config(**options: Any) -> Any:
         options["auto_remove"] = False  # the agent reads the exit, then removes it itself
+        for name, value in (defaults or {}).items():
+            options.setdefault(name, value)
         return create_host_config(**options)
 
     def container(image: str, *args: Any, labels: Optional[Dict[str, str]] = None, **kw: Any):
@@ -115,6 +119,7 @@ class DockerRuns:
         retention: float,
         on_ended: Optional[Callable[[str, Optional[int]], None]] = None,
         sweep_interval: float = 60.0,
+        capacity: Optional[Capacity] = None,
     ) -> None:
         self.agent = agent
         self.engine = engine  # a docker.APIClient of its own (events block)
@@ -122,6 +127,7 @@ class DockerRuns:
         self.on_ended = on_ended or (lambda reason, exit_code: None)  # for the metrics
         self.sweep_interval = sweep_interval
         self.stopped = threading.Event()
+        self.capacity = capacity or Capacity()
         self._events: Any = None
 
     @property
@@ -137,6 +143,8 @@ class DockerRuns:
         """Handle exits missed while the agent was down, then fail the runs it left live
         whose container is gone. Call before the first poll."""
         self._catch_up()
+        for details in self.engine.containers(filters=self._filters()):  # running ones
+            self.capacity.admit(details["Labels"].get(RUN_LABEL, ""), child=False)
         run_ids = self._live_runs()
         present = [
             details["Labels"].get(RUN_LABEL, "")
@@ -167,6 +175,7 @@ class DockerRuns:
             return None
         if details["State"]["Status"] not in ("exited", "dead"):
             return None
+        self.capacity.release(labels[RUN_LABEL])
         output = self.engine.logs(container_id, tail=supervision.TAIL_LINES, timestamps=False)
         exit = ContainerExit(
             flow_run_id=labels[RUN_LABEL],

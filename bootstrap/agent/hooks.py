@@ -17,7 +17,7 @@ import functools
 import logging
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict
 
 from bootstrap.agent import health_server
 from bootstrap.agent.config import LauncherConfig, poll_intervals
@@ -34,7 +34,7 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
-def _wrap(cls: Any, name: str, wrapper: Callable[[Callable], Callable]) -> None:
+def wrap(cls: Any, name: str, wrapper: Callable[[Callable], Callable]) -> None:
     original = getattr(cls, name)
     setattr(cls, name, functools.wraps(original)(wrapper(original)))
 
@@ -45,108 +45,25 @@ def install(agent_class: Any, config: LauncherConfig, health: AgentHealth, metri
         agent_class._loop_intervals, config.max_poll_interval
     )
     hooks = AgentHooks(health, metrics)
-    _wrap(agent_class, "_setup_api_connection", hooks.setup)
-    _wrap(agent_class, "_get_ready_flow_runs", hooks.poll)
-    _wrap(agent_class, "_get_flow_run_metadata", hooks.metadata)
-    _wrap(agent_class, "_deploy_flow_run", hooks.deploy)
-    _wrap(agent_class, "_mark_flow_as_submitted", hooks.submitted)
-    _wrap(agent_class, "_mark_flow_as_failed", hooks.failed)
+    wrap(agent_class, "_setup_api_connection", hooks.setup)
+    wrap(agent_class, "_get_ready_flow_runs", hooks.poll)
+    wrap(agent_class, "_get_flow_run_metadata", hooks.metadata)
+    wrap(agent_class, "_deploy_flow_run", hooks.deploy)
+    wrap(agent_class, "_mark_flow_as_submitted", hooks.submitted)
+    wrap(agent_class, "_mark_flow_as_failed", hooks.failed)
 
     def api_server(self) -> None:
         health_server.start(self, config, health)
 
     agent_class._start_agent_api_server = api_server
     if config.agent_type == "docker":
-        supervise_docker_runs(config, metrics)
+        from bootstrap.agent.docker_hooks import DockerHooks
+
+        DockerHooks(config, metrics).install()
     elif config.agent_type == "kubernetes":
-        supervise_kubernetes_jobs(metrics)
+        from bootstrap.agent.kubernetes_runs import install as install_kubernetes
 
-
-def supervise_kubernetes_jobs(metrics: Metrics) -> None:
-    """One Job per flow run, and our checks after prefect's (bootstrap.agent.kubernetes_runs)."""
-    from prefect.agent.kubernetes import KubernetesAgent
-
-    from bootstrap.agent import kubernetes_runs
-
-    def named(original):
-        def generate_job_spec(agent, flow_run, *args, **kwargs):
-            job = original(agent, flow_run, *args, **kwargs)
-            job["metadata"]["name"] = kubernetes_runs.job_name(flow_run.id)
-            return job
-
-        return generate_job_spec
-
-    def deploy(original):
-        def deploy_flow(agent, flow_run, *args, **kwargs):
-            kubernetes_runs.clear_finished_job(agent, kubernetes_runs.job_name(flow_run.id))
-            return original(agent, flow_run, *args, **kwargs)
-
-        return deploy_flow
-
-    def manage(original):
-        def manage_jobs(agent, *args, **kwargs):
-            result = original(agent, *args, **kwargs)
-            try:
-                for _ in kubernetes_runs.JobChecks(agent).run():
-                    metrics.runs_ended.labels("job-failed").inc()
-            except Exception as exc:  # a check must not stop prefect's heartbeat loop
-                logger.warning("Checking the flow-run Jobs: %s", describe_error(exc))
-            return result
-
-        return manage_jobs
-
-    _wrap(KubernetesAgent, "generate_job_spec", named)
-    _wrap(KubernetesAgent, "deploy_flow", deploy)
-    _wrap(KubernetesAgent, "manage_jobs", manage)
-
-
-def supervise_docker_runs(config: LauncherConfig, metrics: Metrics) -> None:
-    """The Docker agent creates containers it owns, and follows them once they run
-    (:mod:`bootstrap.agent.docker_runs`), from its registration on."""
-    import docker
-    from prefect.agent.docker import DockerAgent
-
-    from bootstrap.agent.docker_runs import DockerRuns, already_taken, own_docker_client
-
-    def client(original):
-        def _get_docker_client(agent, *args, **kwargs):
-            return own_docker_client(agent, original(agent, *args, **kwargs))
-
-        return _get_docker_client
-
-    def ended(reason: str, exit_code: Optional[int]) -> None:
-        metrics.runs_ended.labels(reason).inc()
-        if exit_code is not None:
-            metrics.container_exits.labels(str(exit_code)).inc()
-
-    def setup(original):
-        def _setup_api_connection(agent, *args, **kwargs):
-            result = original(agent, *args, **kwargs)
-            engine = docker.APIClient(base_url=agent.base_url, version="auto", timeout=60)
-            runs = DockerRuns(agent, engine, config.failed_container_retention, ended)
-            runs._safely(runs.reconcile)  # before the first poll: nothing of this life is deployed
-            runs.start()
-            agent._docker_runs = runs
-            return result
-
-        return _setup_api_connection
-
-    def once(original):
-        def _deploy_flow_run(agent, flow_run, *args, **kwargs):
-            # Before prefect marks it Submitted again: another agent may have taken the run
-            # since the poll (the engine's one-name-per-run check at creation is the last
-            # guard; this one also keeps the lost race out of the run's state history).
-            reason = already_taken(agent, flow_run.id)
-            if reason is not None:
-                logger.info("Flow run %s not deployed: %s", flow_run.id, reason)
-                return None
-            return original(agent, flow_run, *args, **kwargs)
-
-        return _deploy_flow_run
-
-    _wrap(DockerAgent, "_get_docker_client", client)
-    _wrap(DockerAgent, "_setup_api_connection", setup)
-    _wrap(DockerAgent, "_deploy_flow_run", once)
+        install_kubernetes(metrics)
 
 
 class AgentHooks:
@@ -242,7 +159,7 @@ def install_policy(agent_type: str, policy: Policy) -> None:
 
             return deploy_flow
 
-        _wrap(DockerAgent, "deploy_flow", docker)
+        wrap(DockerAgent, "deploy_flow", docker)
     elif agent_type == "kubernetes":
         from prefect.agent.kubernetes import KubernetesAgent
 
@@ -256,4 +173,4 @@ def install_policy(agent_type: str, policy: Policy) -> None:
 
             return generate_job_spec
 
-        _wrap(KubernetesAgent, "generate_job_spec", kubernetes)
+        wrap(KubernetesAgent, "generate_job_spec", kubernetes)

@@ -168,5 +168,43 @@ class JobChecks:
         )
 
 
+def install(metrics: Any) -> None:
+    """Hook prefect's KubernetesAgent: one Job per flow run, our checks after its own."""
+    from prefect.agent.kubernetes import KubernetesAgent
+
+    from bootstrap.agent.hooks import describe_error, wrap
+
+    def named(original):
+        def generate_job_spec(agent, flow_run, *args, **kwargs):
+            job = original(agent, flow_run, *args, **kwargs)
+            job["metadata"]["name"] = job_name(flow_run.id)
+            return job
+
+        return generate_job_spec
+
+    def deploy(original):
+        def deploy_flow(agent, flow_run, *args, **kwargs):
+            clear_finished_job(agent, job_name(flow_run.id))
+            return original(agent, flow_run, *args, **kwargs)
+
+        return deploy_flow
+
+    def manage(original):
+        def manage_jobs(agent, *args, **kwargs):
+            result = original(agent, *args, **kwargs)
+            try:
+                for _ in JobChecks(agent).run():
+                    metrics.runs_ended.labels("job-failed").inc()
+            except Exception as exc:  # a check must not stop prefect's heartbeat loop
+                logger.warning("Checking the flow-run Jobs: %s", describe_error(exc))
+            return result
+
+        return manage_jobs
+
+    wrap(KubernetesAgent, "generate_job_spec", named)
+    wrap(KubernetesAgent, "deploy_flow", deploy)
+    wrap(KubernetesAgent, "manage_jobs", manage)
+
+
 def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)

@@ -75,6 +75,16 @@ class Metrics:
         )
         for reason in ("container-exited", "oom-killed", "container-missing", "job-failed"):
             self.runs_ended.labels(reason)
+        self.slots_in_use = Gauge(
+            "prefect_agent_flow_run_slots_in_use",
+            "Flow runs alive under BOOTSTRAP_AGENT_MAX_FLOW_RUNS (as of the last poll).",
+            registry=registry,
+        )
+        self.waiting_for_slot = Gauge(
+            "prefect_agent_flow_runs_waiting_for_slot",
+            "Ready flow runs the last poll left Scheduled for want of a slot.",
+            registry=registry,
+        )
         self.container_exits = Counter(
             "prefect_agent_flow_run_container_exits",
             "Flow-run containers that exited before their run finished, by exit code.",

@@ -11,10 +11,11 @@ and nothing is created. Pure functions of the request and the :class:`Policy`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from bootstrap.settings.policy_rules import ALL, RULES  # noqa: F401  (RULES: re-exported)
+from bootstrap.util.docker_units import parse_bytes, run_cpus
 
 _SAFE_NETWORKS = ("bridge", "default", "none")
 _NO_NEW_PRIVILEGES = ("no-new-privileges", "no-new-privileges:true", "no-new-privileges=true")
@@ -26,6 +27,8 @@ class Policy:
     paths: Tuple[str, ...] = ()  # host paths flow runs may bind (and what is below them)
     networks: Tuple[str, ...] = ()  # the agent's own networks for flow runs
     service_account: Optional[str] = None  # the agent's own for flow-run Jobs
+    # Docker flow runs: "memory" (bytes), "cpus", "pids" a run may ask for at most.
+    ceilings: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:
@@ -34,6 +37,7 @@ class Policy:
             paths=tuple(data.get("paths", ())),
             networks=tuple(data.get("networks", ())),
             service_account=data.get("service_account"),
+            ceilings=dict(data.get("ceilings") or {}),
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -42,6 +46,7 @@ class Policy:
             "paths": list(self.paths),
             "networks": list(self.networks),
             "service_account": self.service_account,
+            "ceilings": dict(self.ceilings),
         }
 
     def allows(self, rule: str) -> bool:
@@ -131,10 +136,36 @@ def check_host_config(host_config: Mapping[str, Any], policy: Policy) -> Optiona
         checks.append(("binds", f"host path(s) {', '.join(sorted(set(outside)))}"))
     if host_config.get("volumes_from"):
         checks.append(("volumes-from", f"volumes_from={list(host_config['volumes_from'])}"))
+    checks.append(("resources", _above_ceilings(host_config, policy.ceilings)))
     for rule, detail in checks:
         if detail and not policy.allows(rule):
             return Refusal(rule, detail)
     return None
+
+
+def _above_ceilings(host_config: Mapping[str, Any], ceilings: Mapping[str, float]) -> Optional[str]:
+    """What a run's host_config asks past the agent's ceilings (none asked: the default
+    applies, which is at most the ceiling)."""
+    asked = {
+        "memory": host_config.get("mem_limit"),
+        "cpus": run_cpus(host_config),
+        "pids": host_config.get("pids_limit"),
+    }
+    for name, value in asked.items():
+        ceiling = ceilings.get(name)
+        if ceiling is None or value is None:
+            continue
+        try:
+            amount = parse_bytes(value) if name == "memory" else float(value)
+        except ValueError:
+            return f"{name} {value!r} is not a quantity Docker reads"
+        if amount > ceiling or (name == "pids" and amount <= 0):
+            return f"{name} {value} is above the agent's ceiling ({_show(name, ceiling)})"
+    return None
+
+
+def _show(name: str, ceiling: float) -> str:
+    return f"{ceiling / 2**20:.0f}m" if name == "memory" else f"{ceiling:g}"
 
 
 # Kubernetes ---------------------------------------------------------------------------------

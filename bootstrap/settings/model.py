@@ -16,9 +16,11 @@ from pydantic import BaseModel, BaseSettings, Field, validator
 from slugify import slugify
 
 from bootstrap.settings import rules
+from bootstrap.settings.docker_model import DockerSettings, size
 from bootstrap.settings.kubernetes_model import KubernetesSettings
 from bootstrap.settings.policy_rules import ALL, RULES
-from bootstrap.settings.validation import optional, rule
+from bootstrap.settings.validation import blank_is_none, optional, rule
+from bootstrap.util.docker_units import parse_cpus
 from bootstrap.util.secrets import flow_run_env_secrets
 from bootstrap.util.values import parse_value
 
@@ -61,6 +63,9 @@ class ProjectSpec(BaseModel):
         extra = "forbid"
 
     _name = rule("name", check=partial(rules.check_name, what="project name"))
+
+
+CEILING_SETTINGS = ("flow_run_max_memory", "flow_run_max_cpus", "flow_run_max_pids")
 
 
 class AgentSettings(BaseSettings):
@@ -127,6 +132,12 @@ class AgentSettings(BaseSettings):
         description="Stop (exit 3 or 5) once the API or the Docker engine has failed for this "
         "many seconds, so a restart policy acts; 0: never.",
     )
+    agent_max_flow_runs: int = Field(
+        0,
+        ge=0,
+        description="At most this many of the agent's flow runs alive at once (Docker "
+        "agent); children of its own runs may use as many again; 0: no limit.",
+    )
     metrics_port: Optional[int] = Field(
         None, description="Serve Prometheus metrics at /metrics on this port (default: off)."
     )
@@ -134,6 +145,22 @@ class AgentSettings(BaseSettings):
         default_factory=list,
         description="Flow-run policy rules to lift, for every flow run (or all): "
         + ", ".join(RULES),
+    )
+    flow_run_max_memory: Optional[str] = Field(
+        None,
+        description="Ceiling of a Docker flow run's memory limit (a run asking more, or "
+        "none, is refused: rule resources); also its default when docker_memory is unset.",
+    )
+    flow_run_max_cpus: Optional[float] = Field(
+        None,
+        description="Ceiling of a Docker flow run's CPUs (rule resources); also the "
+        "default when docker_cpus is unset.",
+    )
+    flow_run_max_pids: Optional[int] = Field(
+        None,
+        ge=1,
+        description="Ceiling of a Docker flow run's PIDs limit (rule resources); "
+        "also the default when docker_pids_limit is unset.",
     )
     flow_run_allowed_paths: List[str] = Field(
         default_factory=list,
@@ -143,28 +170,6 @@ class AgentSettings(BaseSettings):
         True,
         description="Hand the agent's EXTRA_* packages (and its cache volume) to every flow run, "
         "which installs them before it starts (off: flow images have them already).",
-    )
-
-    # Docker agent ------------------------------------------------------------------------
-    docker_base_url: Optional[str] = Field(
-        None, description="Docker engine URL (default: DOCKER_HOST, else the local socket)."
-    )
-    docker_no_pull: bool = Field(False, description="Never pull flow-run images.")
-    docker_volumes: List[str] = Field(
-        default_factory=list,
-        description="Volumes for flow-run containers (host:container[:mode]).",
-    )
-    docker_networks: List[str] = Field(
-        default_factory=list, description="Docker networks for flow-run containers."
-    )
-    docker_client_timeout: Optional[int] = Field(
-        None, description="Docker API timeout in seconds (Prefect's default: 60)."
-    )
-    docker_failed_container_retention: float = Field(
-        86400.0,
-        ge=0,
-        description="Seconds the container of a failed flow run is kept for docker logs "
-        "before the agent removes it (a successful run's container goes at once).",
     )
 
     # Case-insensitive, as prefect's own --log-level is: DEBUG or debug, docker or Docker.
@@ -240,6 +245,10 @@ class AgentSettings(BaseSettings):
             raise ValueError(f"{value!r} is not a flow-run policy rule: {', '.join([*RULES, ALL])}")
         return value
 
+    _blank_ceilings = rule(*CEILING_SETTINGS, pre=True, check=blank_is_none)
+    _max_memory = rule("flow_run_max_memory", check=optional(size))
+    _max_cpus = rule("flow_run_max_cpus", check=optional(parse_cpus))
+
     @validator("flow_run_allowed_paths", each_item=True)
     def _allowed_path(cls, value: str) -> str:
         if not value.startswith("/"):
@@ -258,17 +267,13 @@ class AgentSettings(BaseSettings):
     _agent_env = rule("agent_env", check=rules.check_env)
     _agent_env_files = rule("agent_env_files", check=rules.check_env_files)
     _agent_address = rule("agent_address", check=optional(rules.check_agent_address))
-    _positive = rule("max_polls", "docker_client_timeout", check=rules.check_positive)
-
-    _engine_url = rule("docker_base_url", check=rules.check_engine_url)
-    _volume = rule("docker_volumes", each_item=True, check=rules.check_volume)
-    _network = rule("docker_networks", each_item=True, check=rules.check_network)
+    _positive = rule("max_polls", check=rules.check_positive)
 
 
-class Settings(KubernetesSettings, AgentSettings):
+class Settings(KubernetesSettings, DockerSettings, AgentSettings):
     """Everything the bootstrap needs besides Prefect's own configuration: the agent
-    settings, then the Kubernetes ones (:mod:`~bootstrap.settings.kubernetes_model`), then
-    the local agent's."""
+    settings, then the Docker agent's (:mod:`~bootstrap.settings.docker_model`), the
+    Kubernetes ones (:mod:`~bootstrap.settings.kubernetes_model`), then the local agent's."""
 
     # Local agent -------------------------------------------------------------------------
     local_import_paths: List[str] = Field(

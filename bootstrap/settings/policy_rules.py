@@ -17,5 +17,6 @@ RULES: Dict[str, str] = {
     "binds": "host paths other than the agent's own volumes and the allowed paths",
     "volumes-from": "another container's volumes",
     "service-account": "a Kubernetes service account other than the agent's",
+    "resources": "memory, CPUs or PIDs above the agent's ceilings (BOOTSTRAP_FLOW_RUN_MAX_*)",
 }
 ALL = "all"

@@ -121,3 +121,30 @@ def test_the_agents_own_job_template_passes() -> None:
         serviceAccountName="runner", volumes=[{"name": "d", "hostPath": {"path": "/data/lume"}}]
     )
     assert check_job(allowed_host_path, AGENT) is None
+
+
+def test_resources_past_the_ceilings_are_refused_and_the_defaults_fill_in() -> None:
+    from bootstrap.agent.command import docker_defaults, flow_run_policy
+
+    settings = load_settings(
+        {"flow_run_max_memory": "4g", "flow_run_max_cpus": 2, "docker_memory": "1g",
+         "docker_shm_size": "256m"}
+    )  # fmt: skip
+    policy = Policy.from_dict(flow_run_policy(settings).to_dict())  # as the launcher gets it
+    assert check_host_config({"mem_limit": "2g", "nano_cpus": 2 * 10**9}, policy) is None
+    refusal = check_host_config({"mem_limit": "8g"}, policy)
+    assert (refusal.rule, refusal.detail) == (
+        "resources",
+        "memory 8g is above the agent's ceiling (4096m)",
+    )
+    assert check_host_config({"cpu_quota": 300000, "cpu_period": 100000}, policy).detail == (
+        "cpus 3.0 is above the agent's ceiling (2)"
+    )
+    lifted = Policy.from_dict({**policy.to_dict(), "allow": ["resources"]})
+    assert check_host_config({"mem_limit": "8g"}, lifted) is None
+    # every container: the default where given, else the ceiling; the run's own value wins
+    assert docker_defaults(settings) == {
+        "mem_limit": 2**30,
+        "nano_cpus": 2 * 10**9,
+        "shm_size": 256 * 2**20,
+    }

@@ -1,0 +1,111 @@
+"""The Docker agent's methods, hooked so that it owns what it starts: containers it creates
+and follows (:mod:`.docker_runs`), runs it never deploys twice, and a limit of runs alive at
+once (:mod:`.capacity`). Each method takes prefect's and returns its replacement."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional, Set
+
+from bootstrap.agent.capacity import Capacity, children_of, choose
+from bootstrap.agent.config import LauncherConfig
+from bootstrap.agent.docker_runs import (
+    DockerRuns,
+    already_taken,
+    has_live_container,
+    own_docker_client,
+)
+from bootstrap.agent.metrics import Metrics
+
+logger = logging.getLogger("bootstrap.agent")
+
+
+class DockerHooks:
+    def __init__(self, config: LauncherConfig, metrics: Metrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.capacity = Capacity(config.max_flow_runs)
+        self.children: Set[str] = set()  # of the last poll: queued runs whose parent runs here
+
+    def install(self) -> None:
+        from prefect.agent.docker import DockerAgent
+
+        from bootstrap.agent.hooks import wrap
+
+        wrap(DockerAgent, "_get_docker_client", self.client)
+        wrap(DockerAgent, "_setup_api_connection", self.setup)
+        wrap(DockerAgent, "_deploy_flow_run", self.once)
+        wrap(DockerAgent, "_get_flow_run_metadata", self.limited)
+
+    def ended(self, reason: str, exit_code: Optional[int]) -> None:
+        self.metrics.runs_ended.labels(reason).inc()
+        if exit_code is not None:
+            self.metrics.container_exits.labels(str(exit_code)).inc()
+
+    def client(self, original):
+        def _get_docker_client(agent, *args, **kwargs):
+            client = original(agent, *args, **kwargs)
+            return own_docker_client(agent, client, self.config.docker_defaults)
+
+        return _get_docker_client
+
+    def setup(self, original):
+        def _setup_api_connection(agent, *args, **kwargs):
+            import docker
+
+            result = original(agent, *args, **kwargs)
+            engine = docker.APIClient(base_url=agent.base_url, version="auto", timeout=60)
+            runs = DockerRuns(
+                agent,
+                engine,
+                self.config.failed_container_retention,
+                self.ended,
+                capacity=self.capacity,
+            )
+            runs._safely(runs.reconcile)  # before the first poll: nothing of this life is out
+            runs.start()
+            agent._docker_runs = runs
+            return result
+
+        return _setup_api_connection
+
+    def once(self, original):
+        def _deploy_flow_run(agent, flow_run, *args, **kwargs):
+            # Before prefect marks it Submitted again: another agent may have taken the run
+            # since the poll (the engine's one-name-per-run check at creation is the last
+            # guard; this one also keeps the lost race out of the run's state history).
+            reason = already_taken(agent, flow_run.id)
+            if reason is not None:
+                logger.info("Flow run %s not deployed: %s", flow_run.id, reason)
+                return None
+            if not self.capacity.admit(flow_run.id, child=flow_run.id in self.children):
+                logger.info("Flow run %s waits for a slot", flow_run.id)
+                return None
+            try:
+                return original(agent, flow_run, *args, **kwargs)
+            finally:
+                if not has_live_container(agent.docker_client, flow_run.id):
+                    self.capacity.release(flow_run.id)  # not deployed, or finished already
+
+        return _deploy_flow_run
+
+    def limited(self, original):
+        def _get_flow_run_metadata(agent, flow_run_ids, *args, **kwargs):
+            flow_runs = original(agent, flow_run_ids, *args, **kwargs)
+            if self.capacity.limit <= 0 or not flow_runs:
+                return flow_runs
+            return self.admissible(agent, flow_runs)
+
+        return _get_flow_run_metadata
+
+    def admissible(self, agent: Any, flow_runs: list) -> list:
+        """The runs of a poll the limit admits now, oldest first; none: the agent sees an
+        empty poll and backs off."""
+        flow_runs = sorted(flow_runs, key=lambda run: str(run.scheduled_start_time))
+        ids = [run.id for run in flow_runs]
+        live = self.capacity.snapshot()
+        self.children = children_of(agent.client, ids, set(live))
+        chosen = set(choose(ids, self.children, live, self.capacity.limit))
+        self.metrics.slots_in_use.set(len(live))
+        self.metrics.waiting_for_slot.set(len(flow_runs) - len(chosen))
+        return [run for run in flow_runs if run.id in chosen]
