@@ -233,7 +233,7 @@ class DockerRuns:
                 logger.warning("Lost the engine's events (%s); reconnecting", exc)
             if self.stopped.wait(2):
                 return
-            self._catch_up()
+            self._safely(self._catch_up)  # the engine may still be away: try again then
 
     def _catch_up(self) -> None:
         """Exits that happened while the events were lost."""

@@ -139,7 +139,7 @@ def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
     our_run = stand.run(flow_id)
     sleeping_container(docker_client, our_run).kill()
     wait_for(lambda: fast_api.flow_run(our_run)["state"] == "Failed", 30, "Failed")
-    time.sleep(3 * 10)  # three Lazarus windows: nothing comes back
+    time.sleep(2 * 10)  # two Lazarus windows: nothing comes back
     history = state_names(fast_api, our_run)
     assert history.count("Submitted") == 1, history
     assert history[-1] == "Failed", history

@@ -69,6 +69,9 @@ STR_BAD = {
     "kubernetes_job_priority_class": "High_Priority",
     "kubernetes_monitoring_namespace": "Monitoring",
     "kubernetes_prefect_api": "not-a-url",
+    "docker_memory": "lots",
+    "docker_shm_size": "2 gigs",
+    "flow_run_max_memory": "-1g",
 }
 FREE_FORM = {"kubernetes_job_template"}  # any path or URL is acceptable here
 # Values of the right type that a validator refuses.
@@ -96,6 +99,11 @@ SEMANTIC_BAD = [
     ("kubernetes_job_tolerations", "gpu:NoSchedul"),
     ("kubernetes_agent_affinity", '{"nodeAfinity": {}}'),
     ("kubernetes_agent_env_from", "vault:db"),
+    ("docker_failed_container_retention", "-1"),
+    ("kubernetes_job_ttl_seconds", "-1"),
+    ("agent_max_flow_runs", "-1"),
+    ("docker_cpus", "0"),
+    ("flow_run_max_pids", "0"),
 ]
 
 
@@ -109,8 +117,9 @@ def generic_bad_value(name: str) -> Optional[str]:
         return GENERIC_BAD["dict"]
     if isinstance(outer, type) and issubclass(outer, enum.Enum):
         return GENERIC_BAD["enum"]
-    if outer in (bool, int, float):
-        return GENERIC_BAD[outer]
+    for kind in (bool, int, float):  # pydantic's constrained kinds (ge=0) are subclasses
+        if isinstance(outer, type) and issubclass(outer, kind):
+            return GENERIC_BAD[kind]
     return STR_BAD.get(name)
 
 
