@@ -66,7 +66,7 @@ def test_a_flow_run_goes_from_scheduled_to_success_in_a_sibling_container(
         return any("e2e total=14" in log["message"] for log in api.logs(flow_run_id=run_id))
 
     api.wait_until(total_logged, timeout=30, what="the flow's log line 'e2e total=14'")
-    # The flow-run container ran the flow, then was removed (auto_remove).
+    # The flow-run container ran the flow, then the agent removed it (a success).
     api.wait_until(
         lambda: not flow_run_containers(docker_client, run_id), timeout=30, what="removal"
     )

@@ -8,9 +8,12 @@ PEP 503 index of wheels built by the tests. The Prefect Server is the API double
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 from typing import Dict, Iterator
 
+import docker
 import pytest
 
 from testbed.docker import HOST_SOCKET, Containers
@@ -42,16 +45,21 @@ def run_to_success(stand, script: str, host_config=None, **parameters) -> str:
 
 
 def inspect_flow_run(stand, docker_client, script: str, **parameters) -> dict:
-    """Run the flow to success in a container kept afterwards (prefect's agent removes them
-    by default); its ``docker inspect``, the container removed."""
-    run_id = run_to_success(stand, script, host_config={"auto_remove": False}, **parameters)
-    (found,) = docker_client.api.containers(
-        all=True, filters={"label": f"{FLOW_RUN_LABEL}={run_id}"}
-    )
-    try:
-        return docker_client.api.inspect_container(found["Id"])
-    finally:
-        docker_client.api.remove_container(found["Id"], force=True)
+    """Run the flow to success; its flow-run container's ``docker inspect``, taken while
+    the container exists (the agent removes a successful run's container at once)."""
+    run_id = stand.run(stand.register(script), parameters=parameters)
+    filters = {"label": f"{FLOW_RUN_LABEL}={run_id}"}
+    deadline = time.monotonic() + 120
+    attrs = None
+    while attrs is None and time.monotonic() < deadline:
+        for found in docker_client.api.containers(all=True, filters=filters):
+            with contextlib.suppress(docker.errors.NotFound):  # removed under us: next
+                attrs = docker_client.api.inspect_container(found["Id"])
+        time.sleep(0.05)
+    assert attrs is not None, stand.agent_logs()
+    run = stand.api.wait_for_flow_run_state(run_id, timeout=180)
+    assert run["state"] == "Success", stand.agent_logs()
+    return attrs
 
 
 def env_of(attrs: dict) -> Dict[str, str]:
