@@ -9,10 +9,10 @@ It is an in-memory, single-process stand-in for the API that Prefect Core 1.2.4'
 (``prefect execute flow-run``) talk to, faithful to PrefectHQ/server where those clients
 can observe it: the same GraphQL schema names and types (see ``schema.graphql``), the
 same validation, the same mutation semantics and error messages (``Uniqueness
-violation.``, ...), the same queue and label rules, the Submitted-state lock of each GraphQL replica, and (on
-request, on a clock tests may speed up) the background services that act on runs: Lazarus
-and the zombie killer (``towel``). It runs no scheduler, no cloud hooks, and has no
-authentication.
+violation.``, ...), the same queue and label rules, the Submitted-state lock of each
+GraphQL replica, and (on request, on a clock tests may speed up) the background services
+that act on runs: Lazarus and the zombie killer (``towel``). It runs no scheduler, no
+cloud hooks, and has no authentication.
 
 Typical use::
 
@@ -30,9 +30,9 @@ it by hand: ``python -m prefect_api_double serve --port 4200``.
 Modules: ``server`` (HTTP, recording, faults, accessors), ``graphql_app`` (schema
 wiring and the Apollo-like request pipeline), ``service`` (the GraphQL service's
 mutations), ``hasura`` (the where/order_by/limit engine), ``store`` (tables,
-constraints, triggers), ``tables`` (table metadata), ``towel`` (Lazarus, the zombie killer), ``sdlgen`` (generates the Hasura
-part of ``schema.graphql``), ``registration`` (register flows / create runs with the
-real Prefect client).
+constraints, triggers), ``tables`` (table metadata), ``towel`` (Lazarus, the zombie
+killer), ``sdlgen`` (generates the Hasura part of ``schema.graphql``), ``registration``
+(register flows / create runs with the real Prefect client).
 """
 
 from .server import PrefectApiDouble, RecordedRequest
