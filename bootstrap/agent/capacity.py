@@ -75,6 +75,11 @@ class Capacity:
             self.live[run_id] = child
             return True
 
+    def hold(self, run_id: str) -> None:
+        """Count a run found running (at start), whatever the limit."""
+        with self.lock:
+            self.live.setdefault(run_id, False)
+
     def release(self, run_id: str) -> None:
         with self.lock:
             self.live.pop(run_id, None)

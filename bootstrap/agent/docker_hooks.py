@@ -10,6 +10,7 @@ from typing import Any, Optional, Set
 from bootstrap.agent.capacity import Capacity, children_of, choose
 from bootstrap.agent.config import LauncherConfig
 from bootstrap.agent.docker_runs import (
+    CREATED_HERE,
     DockerRuns,
     already_taken,
     has_live_container,
@@ -81,17 +82,30 @@ class DockerHooks:
             if not self.capacity.admit(flow_run.id, child=flow_run.id in self.children):
                 logger.info("Flow run %s waits for a slot", flow_run.id)
                 return None
+            CREATED_HERE.run_id = None
             try:
                 return original(agent, flow_run, *args, **kwargs)
             finally:
-                if not has_live_container(agent.docker_client, flow_run.id):
-                    self.capacity.release(flow_run.id)  # not deployed, or finished already
+                self._settle(agent, flow_run.id)
 
         return _deploy_flow_run
+
+    def _settle(self, agent: Any, run_id: str) -> None:
+        """Keep the slot only for a container this deploy created and that runs (a lost
+        race, a failed start or a run already finished give it back)."""
+        try:
+            keep = CREATED_HERE.run_id == run_id and has_live_container(agent.docker_client, run_id)
+        except Exception:  # the engine hiccuped: its die event, if any, releases it anyway
+            keep = False
+        if not keep:
+            self.capacity.release(run_id)
 
     def limited(self, original):
         def _get_flow_run_metadata(agent, flow_run_ids, *args, **kwargs):
             flow_runs = original(agent, flow_run_ids, *args, **kwargs)
+            # a run whose container runs (another agent's) is no work: an empty poll lets the
+            # agent back off instead of polling four times a second
+            flow_runs = [r for r in flow_runs if not has_live_container(agent.docker_client, r.id)]
             if self.capacity.limit <= 0 or not flow_runs:
                 return flow_runs
             return self.admissible(agent, flow_runs)

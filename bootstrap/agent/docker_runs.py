@@ -7,7 +7,7 @@
   is set Failed with the reason, and the container's last output goes to the run's logs.
   A success is removed; a failure is kept ``retention`` seconds for ``docker logs``.
 - **Start**: before the first poll, exits missed while the agent was down are handled the
-  same way, and runs this agent left Submitted or Running without a container are Failed.
+  same way (a run whose container is gone altogether is left to the server's Lazarus).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-from typing import Any, Callable, Dict, List, Optional
+import time
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from bootstrap.agent import supervision
 from bootstrap.agent.capacity import Capacity
@@ -23,12 +24,11 @@ from bootstrap.agent.supervision import OWNER_LABEL, RUN_LABEL, ContainerExit, V
 
 logger = logging.getLogger("bootstrap.agent")
 AGENT_ID_HEADER = "X-PREFECT-AGENT-ID"
-LIVE_STATES = ("Submitted", "Running")
 RUN_STATE = "query($id: uuid!) { flow_run_by_pk(id: $id) { state } }"
-AGENT_RUNS = (
-    "query($agent: uuid!, $states: [String!]) { flow_run(where: {agent_id: {_eq: $agent},"
-    " state: {_in: $states}}) { id } }"
-)
+
+
+CREATED_HERE = threading.local()  # per deploying thread: the run id whose container it made
+LIVE = ("running", "restarting", "paused")  # "created" and never started: a failed deploy
 
 
 class RunAlreadyStarted(RuntimeError):
@@ -63,7 +63,9 @@ def own_docker_client(agent: Any, client: Any, defaults: Optional[Dict[str, Any]
         kw["name"] = supervision.container_name(run_id)
         for _ in range(2):
             try:
-                return create_container(image, *args, labels=labels, **kw)
+                created = create_container(image, *args, labels=labels, **kw)
+                CREATED_HERE.run_id = run_id
+                return created
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
                     raise
@@ -87,7 +89,7 @@ def has_live_container(client: Any, flow_run_id: str) -> bool:
         details = client.inspect_container(supervision.container_name(flow_run_id))
     except docker.errors.NotFound:
         return False
-    return details["State"]["Status"] not in ("exited", "dead")
+    return details["State"]["Status"] in LIVE
 
 
 def already_taken(agent: Any, flow_run_id: str) -> Optional[str]:
@@ -128,7 +130,9 @@ class DockerRuns:
         self.sweep_interval = sweep_interval
         self.stopped = threading.Event()
         self.capacity = capacity or Capacity()
+        self.handled: Set[str] = set()  # container ids judged already
         self._events: Any = None
+        self._since = time.time()
 
     @property
     def owner(self) -> str:
@@ -140,41 +144,30 @@ class DockerRuns:
     # ------------------------------------------------------------------ on start
 
     def reconcile(self) -> None:
-        """Handle exits missed while the agent was down, then fail the runs it left live
-        whose container is gone. Call before the first poll."""
+        """Handle exits missed while the agent was down, and count the running containers
+        against the limit. Call before the first poll.
+
+        Runs whose container is gone altogether are left to the server's Lazarus: the API
+        cannot tell which engine a run was on, and identical agents on other hosts share
+        this agent's id."""
         self._catch_up()
         for details in self.engine.containers(filters=self._filters()):  # running ones
-            self.capacity.admit(details["Labels"].get(RUN_LABEL, ""), child=False)
-        run_ids = self._live_runs()
-        present = [
-            details["Labels"].get(RUN_LABEL, "")
-            for details in self.engine.containers(all=True, filters=self._filters())
-        ]
-        for run_id in supervision.orphaned(run_ids, present):
-            message = (
-                "the agent restarted and found no container for this flow run (it was "
-                "removed while the agent was down); marking it failed"
-            )
-            self._safely(self._fail, run_id, message, [])
-            self.on_ended("container-missing", None)
-
-    def _live_runs(self) -> List[str]:
-        if not self.owner:
-            return []
-        result = self.agent.client.graphql(
-            AGENT_RUNS, variables={"agent": self.owner, "states": list(LIVE_STATES)}
-        )
-        return [run["id"] for run in result["data"]["flow_run"]]
+            self.capacity.hold(details["Labels"].get(RUN_LABEL, ""))
 
     # ------------------------------------------------------------------ exits
 
     def handle(self, container_id: str) -> Optional[Verdict]:
+        if container_id in self.handled:
+            return None
         details = self.engine.inspect_container(container_id)
         labels = details["Config"].get("Labels") or {}
         if labels.get(OWNER_LABEL) != self.owner or RUN_LABEL not in labels:
             return None
         if details["State"]["Status"] not in ("exited", "dead"):
             return None
+        self.handled.add(container_id)
+        if details["Name"].lstrip("/") != supervision.container_name(labels[RUN_LABEL]):
+            return None  # an earlier attempt's, set aside: not the run's current state
         self.capacity.release(labels[RUN_LABEL])
         output = self.engine.logs(container_id, tail=supervision.TAIL_LINES, timestamps=False)
         exit = ContainerExit(
@@ -210,8 +203,8 @@ class DockerRuns:
         if output:
             text = "The flow-run container's last lines of output:\n" + "\n".join(output)
             logs.append({**logs[0], "message": text})
-        self.agent.client.write_run_logs(logs)
         self.agent.client.set_flow_run_state(flow_run_id=run_id, state=Failed(message))
+        self.agent.client.write_run_logs(logs)
 
     # ------------------------------------------------------------------ the threads
 
@@ -223,9 +216,16 @@ class DockerRuns:
         while not self.stopped.is_set():
             try:
                 self._events = self.engine.events(
-                    filters=self._filters(type="container", event="die"), decode=True
+                    since=int(self._since) - 1,  # what died while catching up comes too
+                    filters=self._filters(type="container", event="die"),
+                    decode=True,
                 )
                 for event in self._events:
+                    attributes = event.get("Actor", {}).get("Attributes", {})
+                    if attributes.get("name") == supervision.container_name(
+                        attributes.get(RUN_LABEL, "")
+                    ):
+                        self.capacity.release(attributes[RUN_LABEL])  # even if inspect fails
                     self._safely(self.handle, event["id"])
             except Exception as exc:  # the engine went away: catch up once it is back
                 if self.stopped.is_set():
@@ -237,6 +237,7 @@ class DockerRuns:
 
     def _catch_up(self) -> None:
         """Exits that happened while the events were lost."""
+        self._since = time.time()
         for details in self.engine.containers(all=True, filters=self._filters(status="exited")):
             self._safely(self.handle, details["Id"])
 

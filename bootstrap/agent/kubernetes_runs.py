@@ -126,18 +126,25 @@ class JobChecks:
         for job in jobs.items:
             if job.status.succeeded or job.status.failed:
                 continue  # prefect's own pass reports and deletes those
-            run_id = job.metadata.labels[RUN_LABEL]
-            if agent.client.get_flow_run_state(run_id).is_finished():
-                continue
-            message = job_failure(
-                job, self._pods(job), self._events(job), _now(), self.pending_limit
-            )
-            if message is None:
-                continue
-            self._fail(run_id, message)
-            self._delete(job.metadata.name)
-            failed.append(run_id)
+            try:
+                if self.check(job):
+                    failed.append(job.metadata.labels[RUN_LABEL])
+            except Exception as exc:  # one Job's trouble (its run deleted) must not stop the rest
+                logger.warning("Checking Job %s: %s", job.metadata.name, exc)
         return failed
+
+    def check(self, job: Any) -> bool:
+        """Fail the run of ``job`` if it cannot go on; True if so."""
+        run_id = job.metadata.labels[RUN_LABEL]
+        if self.agent.client.get_flow_run_state(run_id).is_finished():
+            return False
+        pods = self._pods(job)
+        message = job_failure(job, pods, self._events(job, pods), _now(), self.pending_limit)
+        if message is None:
+            return False
+        self._fail(run_id, message)
+        self._delete(job.metadata.name)
+        return True
 
     def _pods(self, job: Any) -> List[Any]:
         selector = f"job-name={job.metadata.name}"
@@ -145,10 +152,14 @@ class JobChecks:
             namespace=self.agent.namespace, label_selector=selector
         ).items
 
-    def _events(self, job: Any) -> List[Any]:
-        events = self.agent.core_client.list_namespaced_event(namespace=self.agent.namespace)
-        prefix = job.metadata.name
-        return [e for e in events.items if (e.involved_object.name or "").startswith(prefix)]
+    def _events(self, job: Any, pods: List[Any]) -> List[Any]:
+        """The events about the Job and its pods (one field-selected list each)."""
+        events: List[Any] = []
+        for name in [job.metadata.name, *(pod.metadata.name for pod in pods)]:
+            events += self.agent.core_client.list_namespaced_event(
+                namespace=self.agent.namespace, field_selector=f"involvedObject.name={name}"
+            ).items
+        return events
 
     def _fail(self, run_id: str, message: str) -> None:
         from prefect.engine.state import Failed

@@ -73,7 +73,7 @@ class Metrics:
             ["reason"],
             registry=registry,
         )
-        for reason in ("container-exited", "oom-killed", "container-missing", "job-failed"):
+        for reason in ("container-exited", "oom-killed", "job-failed"):
             self.runs_ended.labels(reason)
         self.slots_in_use = Gauge(
             "prefect_agent_flow_run_slots_in_use",

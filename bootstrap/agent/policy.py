@@ -159,7 +159,7 @@ def _above_ceilings(host_config: Mapping[str, Any], ceilings: Mapping[str, float
             amount = parse_bytes(value) if name == "memory" else float(value)
         except ValueError:
             return f"{name} {value!r} is not a quantity Docker reads"
-        if amount > ceiling or (name == "pids" and amount <= 0):
+        if amount > ceiling or amount <= 0:  # 0 or -1: no limit, to Docker
             return f"{name} {value} is above the agent's ceiling ({_show(name, ceiling)})"
     return None
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 RUN_LABEL = "io.prefect.flow-run-id"  # prefect's own label on the containers it creates
 OWNER_LABEL = "io.prefect-agent.owner"  # ours: the id of the agent that created it
@@ -122,13 +122,6 @@ def expired(
     if finished_at is None:
         return False
     return (now - finished_at).total_seconds() >= retention
-
-
-def orphaned(run_ids: Sequence[str], containers: Sequence[str]) -> List[str]:
-    """Runs this agent launched, still Submitted or Running in the API, that no container of
-    this engine belongs to any more (the agent was down when it went away)."""
-    present = set(containers)
-    return [run_id for run_id in run_ids if run_id not in present]
 
 
 def parse_docker_time(value: Optional[str]) -> Optional[datetime.datetime]:

@@ -1,7 +1,10 @@
 """``python -m bootstrap.flowrun execute flow-run``: prefect's flow runner in this process,
-with a stop signal (``docker stop``, a node drain, an eviction) turned into a Failed state
+with SIGTERM (a node drain, an eviction, ``docker kill -s TERM``) turned into a Failed state
 that says so before the container exits, instead of a run left Running for the zombie
-killer. The image's entrypoint runs flow runs this way (bootstrap.container)."""
+killer. The image's entrypoint runs flow runs this way (bootstrap.container).
+
+SIGINT is left to prefect: its flow runner cancels a run by sending itself SIGINT, and
+``docker stop`` (the image's STOPSIGNAL) ends in an exit 130 the agent reports."""
 
 from __future__ import annotations
 
@@ -12,13 +15,13 @@ from typing import Sequence
 
 from bootstrap.flowrun.report import FlowRunRole
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM,)
 
 
 def stopped_message(signum: int) -> str:
     return (
-        f"the flow-run container was stopped by {signal.Signals(signum).name} (docker stop, "
-        "a node drain or an eviction) while the run was going on"
+        f"the flow-run container was stopped by {signal.Signals(signum).name} (a node "
+        "drain, an eviction, docker kill) while the run was going on"
     )
 
 

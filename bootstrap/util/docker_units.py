@@ -36,7 +36,7 @@ def run_cpus(host_config: Mapping[str, Any]) -> Optional[float]:
     """The CPUs a DockerRun's host_config asks for (nano_cpus, or cpu_quota / cpu_period)."""
     if host_config.get("nano_cpus"):
         return int(host_config["nano_cpus"]) / 1e9
-    if host_config.get("cpu_quota"):
+    if host_config.get("cpu_quota") is not None:
         return int(host_config["cpu_quota"]) / int(host_config.get("cpu_period") or 100000)
     return None
 

@@ -74,7 +74,7 @@ def test_two_flows_of_flows_under_a_limit_of_two_both_succeed(stand, prefect_api
         prefect_api.flow_run(run)["serialized_state"]["message"] for run in parents
     ]
     assert len(alive.starts) == 4  # two parents, two children
-    assert alive.most <= 4
+    assert alive.most >= 3  # children ran above the limit while their parents waited
 
 
 def test_every_flow_run_container_gets_the_memory_default_and_ceilings_hold(

@@ -114,7 +114,7 @@ def stock_agent(stand: DockerAgentStand):
 
 
 def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
-    stand, fast_api, docker_client
+    stand, fast_api, docker_client, container_creations
 ) -> None:
     ours = stand.start_agent()  # creates the tenant and project; then stands aside
     ours.stop(timeout=10)
@@ -125,6 +125,7 @@ def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
     resubmitted = lambda: state_names(fast_api, stock_run).count("Submitted") >= 2  # noqa: E731
     wait_for(resubmitted, 90, "the zombie killer and Lazarus resubmitting the stock run")
     assert fast_api.flow_run(stock_run)["times_resurrected"] >= 1
+    wait_for(lambda: container_creations.of([stock_run])[stock_run] >= 2, 60, "a second container")
     assert "Rescheduled by a Lazarus process." in [
         state["message"] for state in fast_api.flow_run_states(stock_run)
     ]
@@ -142,6 +143,7 @@ def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
     time.sleep(2 * 10)  # two Lazarus windows: nothing comes back
     history = state_names(fast_api, our_run)
     assert history.count("Submitted") == 1, history
+    assert container_creations.of([our_run]) == {our_run: 1}
     assert history[-1] == "Failed", history
     assert fast_api.flow_run(our_run)["times_resurrected"] == 0
 

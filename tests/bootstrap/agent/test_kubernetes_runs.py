@@ -119,3 +119,56 @@ def test_a_terminated_flow_container_fails_the_run(terminated, expected) -> None
 def test_a_running_pod_is_left_alone() -> None:
     running = pod("Running", container_state={"running": {"startedAt": CREATED}})
     assert job_failure(job(), [running], [], NOW) is None
+
+
+def test_a_pass_fails_the_stuck_run_deletes_its_job_and_survives_a_deleted_run() -> None:
+    """JobChecks over the client's objects: a Job whose run is gone (prefect's client raises)
+    does not stop the pass; the Job that cannot create its pod fails its run."""
+    from prefect.engine.state import Running
+
+    from bootstrap.agent.kubernetes_runs import JobChecks
+
+    stuck, orphan = job(), job()
+    orphan.metadata.name, orphan.metadata.labels = (
+        "prefect-job-gone",
+        {"prefect.io/flow_run_id": "gone"},
+    )
+    quota = event("Job", NAME, "FailedCreate", "exceeded quota: compute")
+    done = {"states": {}, "logs": [], "deleted": []}
+
+    class Client:
+        def get_flow_run_state(self, run_id):
+            if run_id == "gone":
+                raise ValueError("flow run gone not found")
+            return Running()
+
+        def set_flow_run_state(self, flow_run_id, state):
+            done["states"][flow_run_id] = state
+
+        def write_run_logs(self, logs):
+            done["logs"] += logs
+
+    class Batch:
+        def list_namespaced_job(self, namespace, label_selector):
+            return kubernetes.client.V1JobList(items=[orphan, stuck])
+
+        def delete_namespaced_job(self, name, namespace, body):
+            done["deleted"].append(name)
+
+    class Core:
+        def list_namespaced_pod(self, namespace, label_selector):
+            return kubernetes.client.V1PodList(items=[])
+
+        def list_namespaced_event(self, namespace, field_selector):
+            items = [quota] if field_selector == f"involvedObject.name={NAME}" else []
+            return kubernetes.client.CoreV1EventList(items=items)
+
+    class Agent:
+        namespace = "prefect"
+        client, batch_client, core_client = Client(), Batch(), Core()
+
+    assert JobChecks(Agent()).run() == [RUN]
+    assert done["states"][RUN].is_failed()
+    assert "exceeded quota" in done["states"][RUN].message
+    assert done["deleted"] == [NAME]
+    assert "exceeded quota" in done["logs"][0]["message"]

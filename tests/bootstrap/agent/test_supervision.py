@@ -13,7 +13,6 @@ from bootstrap.agent.supervision import (
     expired,
     judge,
     last_words,
-    orphaned,
     parse_docker_time,
     taken,
 )
@@ -81,13 +80,12 @@ def test_a_run_another_agent_took_since_the_poll_is_not_deployed() -> None:
     assert taken(None, live_container=False) == "it no longer exists"
 
 
-def test_retention_and_orphans() -> None:
+def test_retention() -> None:
     stopped = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
     later = stopped + datetime.timedelta(hours=1)
     assert expired(stopped, later, 3600)
     assert not expired(stopped, later, 3601)
     assert not expired(None, later, 0)  # never stopped
-    assert orphaned(["a", "b", "c"], ["b", ""]) == ["a", "c"]
 
 
 def test_docker_times() -> None:
