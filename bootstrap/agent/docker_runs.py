@@ -51,6 +51,8 @@ def own_docker_client(agent: Any, client: Any, defaults: Optional[Dict[str, Any]
     def host_config(**options: Any) -> Any:
         options["auto_remove"] = False  # the agent reads the exit, then removes it itself
         for name, value in (defaults or {}).items():
+            if name == "nano_cpus" and ("cpu_quota" in options or "cpu_period" in options):
+                continue  # Docker refuses both ways of limiting CPUs at once
             options.setdefault(name, value)
         return create_host_config(**options)
 

@@ -1,0 +1,165 @@
+"""bootstrap.agent.docker_runs against a stand-in of the docker SDK's APIClient (the real
+engine is exercised by tests/e2e/test_flow_run_dies.py): how containers are created, and
+how an exit is judged once."""
+
+from __future__ import annotations
+
+import docker
+import pytest
+from requests import Response
+
+from bootstrap.agent.capacity import Capacity
+from bootstrap.agent.docker_runs import (
+    CREATED_HERE,
+    DockerRuns,
+    RunAlreadyStarted,
+    own_docker_client,
+)
+from bootstrap.agent.supervision import OWNER_LABEL, RUN_LABEL, container_name
+
+RUN = "0c7e6c2e-1111-4222-8333-944455556666"
+AGENT_ID = "5b1c0e7d-aaaa-4bbb-8ccc-000000000001"
+
+
+def conflict() -> docker.errors.APIError:
+    response = Response()
+    response.status_code = 409
+    return docker.errors.APIError("Conflict. The container name is already in use", response)
+
+
+class Engine:
+    """What the agent's APIClient answers, recorded."""
+
+    def __init__(self, existing_status=None) -> None:
+        """``existing_status``: the run's container the engine has already (None: none)."""
+        self.created, self.renamed, self.removed = [], [], []
+        self.existing_status = existing_status
+
+    def create_host_config(self, **options):
+        return options
+
+    def create_container(self, image, command=None, labels=None, name=None, **kw):
+        if self.existing_status is not None:
+            raise conflict()
+        self.created.append((name, labels))
+        return {"Id": "new"}
+
+    def inspect_container(self, name):
+        state = {"Status": self.existing_status, "FinishedAt": "2026-12-04T10:00:00.5Z"}
+        return {"Id": "old", "State": state}
+
+    def rename(self, container_id, name):
+        self.renamed.append(name)
+        self.existing_status = None  # the name is free again
+
+    def remove_container(self, container_id, force=False):
+        self.removed.append(container_id)
+
+
+class Agent:
+    def __init__(self) -> None:
+        self.client = Api()
+        self.docker_client = None
+
+
+class Api:
+    def __init__(self, state="Running") -> None:
+        self._attached_headers = {"X-PREFECT-AGENT-ID": AGENT_ID}
+        self.state = state
+        self.set, self.logs = [], []
+
+    def graphql(self, query, variables=None):
+        return {"data": {"flow_run_by_pk": {"state": self.state}}}
+
+    def set_flow_run_state(self, flow_run_id, state):
+        self.set.append((flow_run_id, state))
+
+    def write_run_logs(self, logs):
+        self.logs += logs
+
+
+def test_containers_are_named_for_their_run_owned_and_get_the_defaults() -> None:
+    engine = Engine()
+    client = own_docker_client(Agent(), engine, {"mem_limit": 2**30, "nano_cpus": 10**9})
+    assert client.create_host_config(mem_limit="4g", auto_remove=True) == {
+        "mem_limit": "4g",  # the run's own value wins
+        "nano_cpus": 10**9,
+        "auto_remove": False,  # the agent reads the exit first
+    }
+    assert "nano_cpus" not in client.create_host_config(cpu_quota=50000)  # Docker: one way
+    client.create_container("img", labels={RUN_LABEL: RUN}, name="prefect-slug")
+    ((name, labels),) = engine.created
+    assert name == container_name(RUN)
+    assert labels[OWNER_LABEL] == AGENT_ID
+    assert CREATED_HERE.run_id == RUN
+
+
+def test_a_second_container_of_a_running_run_is_refused_quietly() -> None:
+    engine = Engine(existing_status="running")
+    client = own_docker_client(Agent(), engine)
+    with pytest.raises(RunAlreadyStarted, match=r"^State update failed: flow run .* already has"):
+        client.create_container("img", labels={RUN_LABEL: RUN})
+    assert engine.created == []
+
+
+def test_an_earlier_attempts_finished_container_is_set_aside() -> None:
+    engine = Engine(existing_status="exited")
+    client = own_docker_client(Agent(), engine)
+    client.create_container("img", labels={RUN_LABEL: RUN})
+    assert engine.renamed == [f"{container_name(RUN)}-2026-12-04T100000"]
+    assert [name for name, _ in engine.created] == [container_name(RUN)]
+
+
+def exited(name: str, code: int, oom: bool = False) -> dict:
+    return {
+        "Id": f"id-{name}-{code}",
+        "Name": f"/{name}",
+        "Config": {"Labels": {RUN_LABEL: RUN, OWNER_LABEL: AGENT_ID}},
+        "State": {"Status": "exited", "ExitCode": code, "OOMKilled": oom, "Error": "",
+                  "FinishedAt": "2026-12-04T10:00:00Z"},
+    }  # fmt: skip
+
+
+class Watched(Engine):
+    def __init__(self, details: dict) -> None:
+        super().__init__()
+        self.details = details
+
+    def inspect_container(self, container_id):
+        return self.details
+
+    def logs(self, container_id, tail, timestamps):
+        return b"starting\nMemoryError: cannot allocate\n"
+
+
+def test_an_exit_is_judged_once_and_fails_the_live_run_with_its_reason() -> None:
+    agent = Agent()
+    capacity = Capacity(limit=2)
+    capacity.admit(RUN, child=False)
+    runs = DockerRuns(
+        agent, Watched(exited(container_name(RUN), 137, oom=True)), 60, capacity=capacity
+    )
+    verdict = runs.handle("id")
+    assert "exited 137 (OOMKilled)" in verdict.fail_message
+    ((run_id, state),) = agent.client.set
+    assert (run_id, state.is_failed()) == (RUN, True)
+    assert "MemoryError" in agent.client.logs[-1]["message"]  # the last lines, in the run logs
+    assert capacity.snapshot() == {}  # its slot is free
+    assert runs.handle("id") is None  # seen already: not judged again
+    assert len(agent.client.set) == 1
+
+
+def test_an_earlier_attempts_container_never_fails_the_current_one() -> None:
+    agent = Agent()
+    runs = DockerRuns(agent, Watched(exited(f"{container_name(RUN)}-2026-12-04T100000", 1)), 60)
+    assert runs.handle("old") is None
+    assert agent.client.set == []
+
+
+def test_a_success_is_removed_and_the_run_left_alone() -> None:
+    agent = Agent()
+    agent.client.state = "Success"
+    engine = Watched(exited(container_name(RUN), 0))
+    assert DockerRuns(agent, engine, 60).handle("id").remove
+    assert engine.removed == [f"id-{container_name(RUN)}-0"]
+    assert agent.client.set == []
