@@ -84,19 +84,23 @@ def own_docker_client(agent: Any, client: Any, defaults: Optional[Dict[str, Any]
 
 
 def has_live_container(client: Any, flow_run_id: str) -> bool:
-    """Whether the run's container exists and is not finished (another agent took it)."""
-    import docker
-
+    """Whether the run's container exists and runs (another agent took it). An engine that
+    does not answer says no: the deploy then fails with the engine's own error, as prefect's
+    would, and the engine's one name per run still stops a second container."""
     try:
         details = client.inspect_container(supervision.container_name(flow_run_id))
-    except docker.errors.NotFound:
+    except Exception:  # NotFound, or the engine away
         return False
     return details["State"]["Status"] in LIVE
 
 
 def already_taken(agent: Any, flow_run_id: str) -> Optional[str]:
-    """Why the run must not be deployed now (see supervision.taken), from a fresh look."""
-    result = agent.client.graphql(RUN_STATE, variables={"id": flow_run_id})
+    """Why the run must not be deployed now (see supervision.taken), from a fresh look; an
+    API error says nothing (prefect's own Submitted update then meets it and reports it)."""
+    try:
+        result = agent.client.graphql(RUN_STATE, variables={"id": flow_run_id})
+    except Exception:
+        return None
     run = result["data"]["flow_run_by_pk"]
     state = None if run is None else run["state"]
     return supervision.taken(state, has_live_container(agent.docker_client, flow_run_id))

@@ -88,24 +88,19 @@ def clear_finished_job(agent: Any, name: str, wait: float = 30.0) -> None:
 
     import kubernetes
 
-    try:
-        job = agent.batch_client.read_namespaced_job(name=name, namespace=agent.namespace)
-    except kubernetes.client.rest.ApiException as exc:
-        if exc.status == 404:
-            return
-        raise
-    if not (job.status.succeeded or job.status.failed):
-        return  # live: this run is started already, and 409 says so
+    # A list by name, not a read: the agent's Role lists Jobs already and needs no "get".
+    def find() -> List[Any]:
+        return agent.batch_client.list_namespaced_job(
+            namespace=agent.namespace, field_selector=f"metadata.name={name}"
+        ).items
+
+    found = find()
+    if not found or not (found[0].status.succeeded or found[0].status.failed):
+        return  # none, or live: this run is started already, and 409 says so
     body = kubernetes.client.V1DeleteOptions(propagation_policy="Foreground")
     agent.batch_client.delete_namespaced_job(name=name, namespace=agent.namespace, body=body)
     deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            agent.batch_client.read_namespaced_job(name=name, namespace=agent.namespace)
-        except kubernetes.client.rest.ApiException as exc:
-            if exc.status == 404:
-                return
-            raise
+    while find() and time.monotonic() < deadline:
         time.sleep(1)
 
 

@@ -95,7 +95,7 @@ def test_a_flow_run_whose_extras_fail_ends_failed_with_the_installers_reason(
     stand, prefect_api, docker_client
 ) -> None:
     stand.start_agent()
-    env = {"EXTRA_PIP_PACKAGES": "no-such-package-e2e", "PIP_INDEX_URL": "http://127.0.0.1:9/"}
+    env = {"EXTRA_PIP_PACKAGES": "--no-index no-such-package-e2e"}
     run_id = stand.run(stand.register("squares.py", env=env))
     try:
         wait_final(prefect_api, [run_id], timeout=120)

@@ -1,5 +1,5 @@
-"""The server's background services against the agent, on a clock 60 times faster (Lazarus
-every 10 s, judging a heartbeat older than 10 s stale; the zombie killer every 2 s), with the
+"""The server's background services against the agent, on a clock 120 times faster (Lazarus
+every 5 s, judging a heartbeat older than 5 s stale; the zombie killer every second), with the
 flow runs' own heartbeat every second (``PREFECT__CLOUD__HEARTBEAT_INTERVAL``, prefect's
 setting, scaled alike):
 
@@ -33,7 +33,7 @@ from testbed.packages import PackageServer, build_repo
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
-SPEEDUP = 60
+SPEEDUP = 120
 FAST_HEARTBEAT = {"PREFECT__CLOUD__HEARTBEAT_INTERVAL": "1"}
 SLOW_WHEEL = "slowpkg-0.1.0-py3-none-any.whl"
 
@@ -76,7 +76,7 @@ def sleeping_container(docker_client, run_id: str):
 def test_a_slow_extras_install_is_not_resubmitted_by_lazarus(
     stand, fast_api, package_server
 ) -> None:
-    package_server.delay[SLOW_WHEEL] = 25  # 2.5 Lazarus windows downloading one wheel
+    package_server.delay[SLOW_WHEEL] = 14  # nearly three Lazarus windows on one wheel
     stand.start_agent()
     env = {
         **FAST_HEARTBEAT,
@@ -140,7 +140,7 @@ def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
     our_run = stand.run(flow_id)
     sleeping_container(docker_client, our_run).kill()
     wait_for(lambda: fast_api.flow_run(our_run)["state"] == "Failed", 30, "Failed")
-    time.sleep(2 * 10)  # two Lazarus windows: nothing comes back
+    time.sleep(3 * 5)  # three Lazarus windows: nothing comes back
     history = state_names(fast_api, our_run)
     assert history.count("Submitted") == 1, history
     assert container_creations.of([our_run]) == {our_run: 1}

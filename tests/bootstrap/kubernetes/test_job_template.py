@@ -341,8 +341,8 @@ def test_the_job_runs_once_is_named_for_its_run_and_expires(monkeypatch, tmp_pat
     created = []
 
     class Batch:
-        def read_namespaced_job(self, name, namespace):
-            raise kubernetes.client.rest.ApiException(status=404, reason="Not Found")
+        def list_namespaced_job(self, namespace, field_selector):
+            return kubernetes.client.V1JobList(items=[])  # no finished Job of the run
 
         def create_namespaced_job(self, namespace, body):
             if body["metadata"]["name"] in created:
