@@ -71,7 +71,7 @@ def own_docker_client(agent: Any, client: Any, defaults: Optional[Dict[str, Any]
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:
                     raise
-                if not _set_aside_finished(client, kw["name"]):
+                if not _set_aside_finished(agent, client, kw["name"], run_id):
                     raise RunAlreadyStarted(
                         f"State update failed: flow run {run_id} already has a container "
                         f"({kw['name']}); not starting it twice"
@@ -106,14 +106,33 @@ def already_taken(agent: Any, flow_run_id: str) -> Optional[str]:
     return supervision.taken(state, has_live_container(agent.docker_client, flow_run_id))
 
 
-def _set_aside_finished(client: Any, name: str) -> bool:
-    """A finished container of an earlier attempt of the run keeps its logs under another
-    name; a live one (created, running) means the run is started: False."""
-    details = client.inspect_container(name)
+LAST_SCHEDULED = (
+    "query($id: uuid!, $states: [String!]) { flow_run_state(where: {flow_run_id: {_eq: $id},"
+    " state: {_in: $states}}, order_by: {timestamp: desc}, limit: 1) { timestamp } }"
+)
+SCHEDULED_STATES = ["Scheduled", "Retrying", "Resume", "Queued", "Paused"]
+
+
+def _set_aside_finished(agent: Any, client: Any, name: str, run_id: str) -> bool:
+    """Make room for this attempt of the run: a container that finished *before* the run was
+    last scheduled (an earlier attempt) keeps its logs under another name. Anything else --
+    live, gone meanwhile, or finished within this attempt (another agent ran it) -- means
+    the run is taken: False."""
+    try:
+        details = client.inspect_container(name)
+    except Exception:  # removed (or renamed) under us: another agent is at it
+        return False
     if details["State"]["Status"] not in ("exited", "dead"):
         return False
-    finished = (details["State"].get("FinishedAt") or "")[:19].replace(":", "")
-    client.rename(details["Id"], f"{name}-{finished or details['Id'][:12]}")
+    finished = supervision.parse_docker_time(details["State"].get("FinishedAt"))
+    rows = agent.client.graphql(
+        LAST_SCHEDULED, variables={"id": run_id, "states": SCHEDULED_STATES}
+    )["data"]["flow_run_state"]
+    scheduled = supervision.parse_docker_time(rows[0]["timestamp"]) if rows else None
+    if finished is None or scheduled is None or finished >= scheduled:
+        return False
+    stamp = finished.strftime("%Y-%m-%dT%H%M%S")
+    client.rename(details["Id"], f"{name}-{stamp}")
     return True
 
 

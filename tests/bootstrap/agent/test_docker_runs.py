@@ -63,12 +63,15 @@ class Agent:
 
 
 class Api:
-    def __init__(self, state="Running") -> None:
+    def __init__(self, state="Running", scheduled_at="2026-12-04T11:00:00.25+00:00") -> None:
         self._attached_headers = {"X-PREFECT-AGENT-ID": AGENT_ID}
         self.state = state
+        self.scheduled_at = scheduled_at  # when the run was last Scheduled
         self.set, self.logs = [], []
 
     def graphql(self, query, variables=None):
+        if "flow_run_state(" in query:
+            return {"data": {"flow_run_state": [{"timestamp": self.scheduled_at}]}}
         return {"data": {"flow_run_by_pk": {"state": self.state}}}
 
     def set_flow_run_state(self, flow_run_id, state):
@@ -103,11 +106,33 @@ def test_a_second_container_of_a_running_run_is_refused_quietly() -> None:
 
 
 def test_an_earlier_attempts_finished_container_is_set_aside() -> None:
+    """Finished at 10:00, the run scheduled again at 11:00: a new attempt."""
     engine = Engine(existing_status="exited")
     client = own_docker_client(Agent(), engine)
     client.create_container("img", labels={RUN_LABEL: RUN})
     assert engine.renamed == [f"{container_name(RUN)}-2026-12-04T100000"]
     assert [name for name, _ in engine.created] == [container_name(RUN)]
+
+
+def test_a_container_finished_within_this_attempt_means_another_agent_ran_it() -> None:
+    agent = Agent()
+    agent.client.scheduled_at = "2026-12-04T09:59:00+00:00"  # before the container finished
+    engine = Engine(existing_status="exited")
+    with pytest.raises(RunAlreadyStarted):
+        own_docker_client(agent, engine).create_container("img", labels={RUN_LABEL: RUN})
+    assert engine.renamed == []
+    assert engine.created == []
+
+
+def test_a_container_gone_meanwhile_means_another_agent_is_at_it() -> None:
+    engine = Engine(existing_status="exited")
+
+    def gone(name):
+        raise docker.errors.NotFound("No such container")
+
+    engine.inspect_container = gone
+    with pytest.raises(RunAlreadyStarted):
+        own_docker_client(Agent(), engine).create_container("img", labels={RUN_LABEL: RUN})
 
 
 def exited(name: str, code: int, oom: bool = False) -> dict:
