@@ -37,3 +37,14 @@ def wait_final(api: PrefectApiDouble, run_ids: Iterable[str], timeout: float) ->
             pending = {k: v for k, v in states.items() if v not in FINAL_STATES}
             raise AssertionError(f"{len(pending)} runs not final after {timeout} s: {pending}")
         time.sleep(0.5)
+
+
+def sleeping_container(docker_client, run_id: str):
+    """The container of a run of testbed/flows/sleeps.py, once its task is sleeping."""
+
+    def started():
+        found = docker_client.containers.list(filters={"label": f"{FLOW_RUN_LABEL}={run_id}"})
+        return [c for c in found if "e2e: sleeping" in c.logs().decode(errors="replace")]
+
+    (container,) = PrefectApiDouble.wait_until(started, 120, what="the flow run's task started")
+    return container

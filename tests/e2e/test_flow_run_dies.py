@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from prefect_api_double import PrefectApiDouble
 from testbed.agent_stand import DockerAgentStand
-from testbed.flow_runs import FLOW_RUN_LABEL, state_names, wait_final
+from testbed.flow_runs import FLOW_RUN_LABEL, sleeping_container, state_names, wait_final
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -24,16 +25,6 @@ def stand(prefect_api, containers, prod_image) -> DockerAgentStand:
 
 def flow_run_containers(docker_client, run_id: str):
     return docker_client.containers.list(all=True, filters={"label": f"{FLOW_RUN_LABEL}={run_id}"})
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def failed_message(api, run_id: str) -> str:
@@ -53,19 +44,13 @@ def test_a_killed_flow_run_container_fails_its_run_with_the_exit(
     stand.start_agent()
     run_id = stand.run(stand.register("sleeps.py"))
     try:
-        (container,) = wait_for(
-            lambda: [
-                c
-                for c in flow_run_containers(docker_client, run_id)
-                if "e2e: sleeping" in c.logs().decode(errors="replace")
-            ],
-            120,
-            "the flow run's task started",
-        )
+        container = sleeping_container(docker_client, run_id)
         assert prefect_api.flow_run(run_id)["state"] == "Running"
         killed = time.monotonic()
         container.kill()  # SIGKILL, as the kernel's OOM killer sends
-        wait_for(lambda: prefect_api.flow_run(run_id)["state"] == "Failed", 30, "Failed")
+        PrefectApiDouble.wait_until(
+            lambda: prefect_api.flow_run(run_id)["state"] == "Failed", 30, what="Failed"
+        )
         seconds = time.monotonic() - killed
         print(f"container killed -> run Failed: {seconds:.2f} s")
         message = failed_message(prefect_api, run_id)
@@ -113,7 +98,9 @@ def test_a_successful_run_leaves_no_container(stand, prefect_api, docker_client)
     stand.start_agent()
     run_id = stand.run(stand.register("squares.py"), parameters={"n": 2})
     assert wait_final(prefect_api, [run_id], timeout=120) == {run_id: "Success"}
-    wait_for(lambda: not flow_run_containers(docker_client, run_id), 30, "container removed")
+    PrefectApiDouble.wait_until(
+        lambda: not flow_run_containers(docker_client, run_id), 30, what="container removed"
+    )
 
 
 def test_a_restarted_agent_ends_the_runs_whose_containers_died_while_it_was_down(
@@ -122,22 +109,16 @@ def test_a_restarted_agent_ends_the_runs_whose_containers_died_while_it_was_down
     first = stand.start_agent()
     run_id = stand.run(stand.register("sleeps.py"))
     try:
-        (container,) = wait_for(
-            lambda: [
-                c
-                for c in flow_run_containers(docker_client, run_id)
-                if "e2e: sleeping" in c.logs().decode(errors="replace")
-            ],
-            120,
-            "the flow run's task started",
-        )
+        container = sleeping_container(docker_client, run_id)
         first.kill()  # the agent dies first, then its flow run
         container.kill()
         time.sleep(1)
         assert prefect_api.flow_run(run_id)["state"] == "Running"  # nobody noticed
         first.remove(force=True)
         stand.start_agent()
-        wait_for(lambda: prefect_api.flow_run(run_id)["state"] == "Failed", 30, "Failed")
+        PrefectApiDouble.wait_until(
+            lambda: prefect_api.flow_run(run_id)["state"] == "Failed", 30, what="Failed"
+        )
         assert "exited 137" in failed_message(prefect_api, run_id)
     finally:
         remove(docker_client, run_id)

@@ -19,12 +19,14 @@ from typing import Iterator
 
 import pytest
 
+from prefect_api_double import PrefectApiDouble
 from testbed.agent_stand import AGENT_LABELS, FLOWS, FLOWS_IN_CONTAINER, DockerAgentStand
 from testbed.docker import HOST_SOCKET, socket_gid, wait_for_log
 from testbed.flow_runs import (
     AGENT_READY,
     FLOW_RUN_LABEL,
     assert_ran_exactly_once,
+    sleeping_container,
     state_names,
     wait_final,
 )
@@ -52,25 +54,6 @@ def stand(fast_api, containers, prod_image) -> DockerAgentStand:
 def package_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PackageServer]:
     with PackageServer(build_repo(tmp_path_factory.mktemp("repo"))) as server:
         yield server
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
-
-
-def sleeping_container(docker_client, run_id: str):
-    def started():
-        found = docker_client.containers.list(filters={"label": f"{FLOW_RUN_LABEL}={run_id}"})
-        return [c for c in found if "e2e: sleeping" in c.logs().decode(errors="replace")]
-
-    (container,) = wait_for(started, 120, "the flow run's task started")
-    return container
 
 
 def test_a_slow_extras_install_is_not_resubmitted_by_lazarus(
@@ -123,9 +106,13 @@ def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
     stock_run = stand.run(flow_id)
     sleeping_container(docker_client, stock_run).kill()
     resubmitted = lambda: state_names(fast_api, stock_run).count("Submitted") >= 2  # noqa: E731
-    wait_for(resubmitted, 90, "the zombie killer and Lazarus resubmitting the stock run")
+    PrefectApiDouble.wait_until(
+        resubmitted, 90, what="the zombie killer and Lazarus resubmitting the stock run"
+    )
     assert fast_api.flow_run(stock_run)["times_resurrected"] >= 1
-    wait_for(lambda: container_creations.of([stock_run])[stock_run] >= 2, 60, "a second container")
+    PrefectApiDouble.wait_until(
+        lambda: container_creations.of([stock_run])[stock_run] >= 2, 60, what="a second container"
+    )
     assert "Rescheduled by a Lazarus process." in [
         state["message"] for state in fast_api.flow_run_states(stock_run)
     ]
@@ -139,7 +126,9 @@ def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
     wait_for_log(ours, AGENT_READY, timeout=120)
     our_run = stand.run(flow_id)
     sleeping_container(docker_client, our_run).kill()
-    wait_for(lambda: fast_api.flow_run(our_run)["state"] == "Failed", 30, "Failed")
+    PrefectApiDouble.wait_until(
+        lambda: fast_api.flow_run(our_run)["state"] == "Failed", 30, what="Failed"
+    )
     time.sleep(3 * 5)  # three Lazarus windows: nothing comes back
     history = state_names(fast_api, our_run)
     assert history.count("Submitted") == 1, history
