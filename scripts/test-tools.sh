@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the host tools the tests drive are installed: docker-compose (the LUME-services
-# compose file is validated and run with it), kubectl (kustomize of deploy/kubernetes) and
+# compose file is validated and run with it), kubectl (kustomize of deploy/kubernetes),
+# docker-registry (a real registry on 127.0.0.1 for the image pull policies) and
 # Renovate's config validator (renovate.json), the last from npm into .tools/renovate.
 #
 # On a Debian host as root (a CI machine) this installs what is missing from Debian's
@@ -11,6 +12,7 @@ set -euo pipefail
 missing=()
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
         echo "error: the tests need ${missing[*]} (Debian packages); install them and retry" >&2

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Set
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 _MAPPED_KEY = re.compile(r"^(?P<task_run>[0-9a-f-]{36})-\d+$")
 
@@ -62,6 +62,7 @@ class Capacity:
 
     limit: int = 0
     live: Dict[str, bool] = field(default_factory=dict)  # run id -> a child
+    deploying: Set[str] = field(default_factory=set)  # admitted, deploy not ended yet
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def admit(self, run_id: str, child: bool) -> bool:
@@ -69,10 +70,11 @@ class Capacity:
         with self.lock:
             if self.limit <= 0 or run_id in self.live:
                 self.live.setdefault(run_id, child)
-                return True
-            if not choose([run_id], {run_id} if child else set(), self.live, self.limit):
+            elif choose([run_id], {run_id} if child else set(), self.live, self.limit):
+                self.live[run_id] = child
+            else:
                 return False
-            self.live[run_id] = child
+            self.deploying.add(run_id)
             return True
 
     def hold(self, run_id: str) -> None:
@@ -83,6 +85,22 @@ class Capacity:
     def release(self, run_id: str) -> None:
         with self.lock:
             self.live.pop(run_id, None)
+            self.deploying.discard(run_id)
+
+    def deployed(self, run_id: str, created: bool) -> None:
+        """The deploy of an admitted run ended: keep its slot if it made its container or
+        Job, give it back otherwise."""
+        with self.lock:
+            self.deploying.discard(run_id)
+            if not created:
+                self.live.pop(run_id, None)
+
+    def sync(self, found: Mapping[str, bool]) -> None:
+        """Take what the cluster says is alive (run id -> a child) as the truth, keeping the
+        runs being deployed now (their Job may not be listed yet)."""
+        with self.lock:
+            deploying = {run: self.live.get(run, False) for run in self.deploying}
+            self.live = {**found, **deploying}
 
     def snapshot(self) -> Dict[str, bool]:
         with self.lock:
@@ -108,3 +126,14 @@ def children_of(client, run_ids: Sequence[str], live: Set[str]) -> Set[str]:
     found = client.graphql(TASK_RUN_PARENTS, variables={"ids": task_runs})["data"]["task_run"]
     parent_of = {row["id"]: row["flow_run_id"] for row in found}
     return {run for run, key in creators.items() if parent_of.get(key or "") in live}
+
+
+def admissible(client: Any, flow_runs: list, capacity: Capacity) -> Tuple[list, Set[str]]:
+    """The runs of a poll (prefect's flow-run records) that the limit admits now, oldest
+    first, and the ids of the poll's runs whose parent is alive under this agent."""
+    flow_runs = sorted(flow_runs, key=lambda run: str(run.scheduled_start_time))
+    ids = [run.id for run in flow_runs]
+    live = capacity.snapshot()
+    children = children_of(client, ids, set(live))
+    chosen = set(choose(ids, children, live, capacity.limit))
+    return [run for run in flow_runs if run.id in chosen], children

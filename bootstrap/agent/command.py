@@ -113,6 +113,9 @@ def launcher_config(
         failed_container_retention=settings.docker_failed_container_retention,
         max_flow_runs=settings.agent_max_flow_runs,
         docker_defaults=docker_defaults(settings),
+        pull_policy=settings.pull_policy(),
+        pull_attempts=settings.docker_pull_attempts,
+        docker_config_file=settings.docker_config_file,
     )
 
 
@@ -226,9 +229,8 @@ def common_options(settings: Settings, tenant_id: str) -> List[str]:
 def docker_options(
     settings: Settings, environ: Mapping[str, str], additions: Optional[FlowRunAdditions]
 ) -> List[str]:
-    argv = ["--base-url", docker_base_url(settings, environ)]
-    if settings.docker_no_pull:
-        argv.append("--no-pull")
+    # prefect never pulls: the launcher does, as BOOTSTRAP_DOCKER_PULL_POLICY says
+    argv = ["--base-url", docker_base_url(settings, environ), "--no-pull"]
     if settings.show_flow_logs:
         argv.append("--show-flow-logs")
     for volume in [*settings.docker_volumes, *(additions.volumes if additions else [])]:

@@ -1,13 +1,14 @@
 """The Docker agent's methods, hooked so that it owns what it starts: containers it creates
 and follows (:mod:`.docker_runs`), runs it never deploys twice, and a limit of runs alive at
-once (:mod:`.capacity`). Each method takes prefect's and returns its replacement."""
+once (:mod:`.capacity`) and the images they need (:mod:`.image_pull`). Each method takes
+prefect's and returns its replacement."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any, Optional, Set
 
-from bootstrap.agent.capacity import Capacity, children_of, choose
+from bootstrap.agent.capacity import Capacity, admissible
 from bootstrap.agent.config import LauncherConfig
 from bootstrap.agent.docker_runs import (
     CREATED_HERE,
@@ -16,6 +17,7 @@ from bootstrap.agent.docker_runs import (
     has_live_container,
     own_docker_client,
 )
+from bootstrap.agent.image_pull import ImagePuller
 from bootstrap.agent.metrics import Metrics
 
 logger = logging.getLogger("bootstrap.agent")
@@ -27,6 +29,9 @@ class DockerHooks:
         self.metrics = metrics
         self.capacity = Capacity(config.max_flow_runs)
         self.children: Set[str] = set()  # of the last poll: queued runs whose parent runs here
+        self.puller = ImagePuller(
+            config.pull_policy, config.pull_attempts, config.docker_config_file, metrics.pulled
+        )
 
     def install(self) -> None:
         from prefect.agent.docker import DockerAgent
@@ -37,6 +42,7 @@ class DockerHooks:
         wrap(DockerAgent, "_setup_api_connection", self.setup)
         wrap(DockerAgent, "_deploy_flow_run", self.once)
         wrap(DockerAgent, "_get_flow_run_metadata", self.limited)
+        wrap(DockerAgent, "deploy_flow", self.pulled)
 
     def ended(self, reason: str, exit_code: Optional[int]) -> None:
         self.metrics.runs_ended.labels(reason).inc()
@@ -90,6 +96,16 @@ class DockerHooks:
 
         return _deploy_flow_run
 
+    def pulled(self, original):
+        def deploy_flow(agent, flow_run, *args, **kwargs):
+            from prefect.utilities.agent import get_flow_image
+
+            agent.no_pull = True  # prefect's own rule: every run, failures read as success
+            self.puller.ensure(agent.docker_client, get_flow_image(flow_run=flow_run))
+            return original(agent, flow_run, *args, **kwargs)
+
+        return deploy_flow
+
     def _settle(self, agent: Any, run_id: str) -> None:
         """Keep the slot only for a container this deploy created and that runs (a lost
         race, a failed start or a run already finished give it back)."""
@@ -97,8 +113,7 @@ class DockerHooks:
             keep = CREATED_HERE.run_id == run_id and has_live_container(agent.docker_client, run_id)
         except Exception:  # the engine hiccuped: its die event, if any, releases it anyway
             keep = False
-        if not keep:
-            self.capacity.release(run_id)
+        self.capacity.deployed(run_id, created=keep)
 
     def limited(self, original):
         def _get_flow_run_metadata(agent, flow_run_ids, *args, **kwargs):
@@ -108,18 +123,9 @@ class DockerHooks:
             flow_runs = [r for r in flow_runs if not has_live_container(agent.docker_client, r.id)]
             if self.capacity.limit <= 0 or not flow_runs:
                 return flow_runs
-            return self.admissible(agent, flow_runs)
+            # none admitted: the agent sees an empty poll and backs off
+            chosen, self.children = admissible(agent.client, flow_runs, self.capacity)
+            self.metrics.capacity(self.capacity, waiting=len(flow_runs) - len(chosen))
+            return chosen
 
         return _get_flow_run_metadata
-
-    def admissible(self, agent: Any, flow_runs: list) -> list:
-        """The runs of a poll the limit admits now, oldest first; none: the agent sees an
-        empty poll and backs off."""
-        flow_runs = sorted(flow_runs, key=lambda run: str(run.scheduled_start_time))
-        ids = [run.id for run in flow_runs]
-        live = self.capacity.snapshot()
-        self.children = children_of(agent.client, ids, set(live))
-        chosen = set(choose(ids, self.children, live, self.capacity.limit))
-        self.metrics.slots_in_use.set(len(live))
-        self.metrics.waiting_for_slot.set(len(flow_runs) - len(chosen))
-        return [run for run in flow_runs if run.id in chosen]

@@ -20,10 +20,10 @@ from typing import Any, Callable, Dict, List, Optional, Set
 
 from bootstrap.agent import supervision
 from bootstrap.agent.capacity import Capacity
+from bootstrap.agent.hooks import agent_id
 from bootstrap.agent.supervision import OWNER_LABEL, RUN_LABEL, ContainerExit, Verdict
 
 logger = logging.getLogger("bootstrap.agent")
-AGENT_ID_HEADER = "X-PREFECT-AGENT-ID"
 RUN_STATE = "query($id: uuid!) { flow_run_by_pk(id: $id) { state } }"
 
 
@@ -34,10 +34,6 @@ LIVE = ("running", "restarting", "paused")  # "created" and never started: a fai
 class RunAlreadyStarted(RuntimeError):
     """Another container of this flow run exists. The message starts as prefect's agent
     expects of a lost race ("State update failed"), so the agent skips the run quietly."""
-
-
-def agent_id(agent: Any) -> str:
-    return agent.client._attached_headers.get(AGENT_ID_HEADER, "")
 
 
 def own_docker_client(agent: Any, client: Any, defaults: Optional[Dict[str, Any]] = None) -> Any:

@@ -26,12 +26,18 @@ from bootstrap.agent.metrics import Metrics
 from bootstrap.agent.policy import Policy, PolicyRefusal, check_host_config, check_job
 
 logger = logging.getLogger("bootstrap.agent")
+AGENT_ID_HEADER = "X-PREFECT-AGENT-ID"
 
 
 def describe_error(exc: BaseException) -> str:
     """One short line for an error, without the URLs and bodies prefect puts in messages."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
+def agent_id(agent: Any) -> str:
+    """The id the server gave the agent at registration ("" before it)."""
+    return agent.client._attached_headers.get(AGENT_ID_HEADER, "")
 
 
 def wrap(cls: Any, name: str, wrapper: Callable[[Callable], Callable]) -> None:
@@ -63,7 +69,7 @@ def install(agent_class: Any, config: LauncherConfig, health: AgentHealth, metri
     elif config.agent_type == "kubernetes":
         from bootstrap.agent.kubernetes_runs import install as install_kubernetes
 
-        install_kubernetes(metrics)
+        install_kubernetes(metrics, config.max_flow_runs)
 
 
 class AgentHooks:

@@ -174,11 +174,13 @@ class JobChecks:
         )
 
 
-def install(metrics: Any) -> None:
-    """Hook prefect's KubernetesAgent: one Job per flow run, our checks after its own."""
+def install(metrics: Any, max_flow_runs: int = 0) -> None:
+    """Hook prefect's KubernetesAgent: one Job per flow run, our checks after its own, and
+    the limit of runs alive at once (:mod:`.kubernetes_capacity`)."""
     from prefect.agent.kubernetes import KubernetesAgent
 
     from bootstrap.agent.hooks import describe_error, wrap
+    from bootstrap.agent.kubernetes_capacity import KubernetesCapacity
 
     def named(original):
         def generate_job_spec(agent, flow_run, *args, **kwargs):
@@ -210,6 +212,7 @@ def install(metrics: Any) -> None:
     wrap(KubernetesAgent, "generate_job_spec", named)
     wrap(KubernetesAgent, "deploy_flow", deploy)
     wrap(KubernetesAgent, "manage_jobs", manage)
+    KubernetesCapacity(max_flow_runs, metrics).install()
 
 
 def _now() -> datetime.datetime:

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 # Seconds from a flow run found in a poll to its deployment (container or Job created).
 SUBMISSION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+PULL_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
 class Metrics:
@@ -31,6 +32,7 @@ class Metrics:
             registry=registry,
         )
         self._supervision_metrics(registry)
+        self._pull_metrics(registry)
         self.last_success = Gauge(
             "prefect_agent_last_successful_poll_timestamp_seconds",
             "Unix time of the last successful poll for flow runs.",
@@ -91,6 +93,30 @@ class Metrics:
             ["code"],
             registry=registry,
         )
+
+    def _pull_metrics(self, registry: CollectorRegistry) -> None:
+        """The Docker agent's image pulls (bootstrap.agent.image_pull)."""
+        self.image_pulls = Counter(
+            "prefect_agent_image_pulls", "Flow-run image pulls, by outcome.", ["outcome"],
+            registry=registry,
+        )  # fmt: skip
+        for outcome in ("pulled", "failed"):
+            self.image_pulls.labels(outcome)
+        self.image_pull_seconds = Histogram(
+            "prefect_agent_image_pull_seconds",
+            "Seconds each flow-run image pull took (retries included).",
+            buckets=PULL_BUCKETS,
+            registry=registry,
+        )
+
+    def capacity(self, capacity, waiting: int) -> None:
+        """Slots in use (a bootstrap.agent.capacity.Capacity) and runs left waiting."""
+        self.slots_in_use.set(len(capacity.snapshot()))
+        self.waiting_for_slot.set(waiting)
+
+    def pulled(self, outcome: str, seconds: float) -> None:
+        self.image_pulls.labels(outcome).inc()
+        self.image_pull_seconds.observe(seconds)
 
     def serve(self, port: int, host: str = "") -> None:
         """Serve /metrics (raises OSError if the port is taken)."""

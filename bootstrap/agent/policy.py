@@ -27,7 +27,7 @@ class Policy:
     paths: Tuple[str, ...] = ()  # host paths flow runs may bind (and what is below them)
     networks: Tuple[str, ...] = ()  # the agent's own networks for flow runs
     service_account: Optional[str] = None  # the agent's own for flow-run Jobs
-    # Docker flow runs: "memory" (bytes), "cpus", "pids" a run may ask for at most.
+    # "memory" (bytes), "cpus", "pids" (Docker only) a flow run may ask for at most.
     ceilings: Mapping[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -207,7 +207,35 @@ def check_job(job: Mapping[str, Any], policy: Policy) -> Optional[Refusal]:
     account = pod.get("serviceAccountName") or pod.get("serviceAccount")
     if account and account != policy.service_account:
         checks.append(("service-account", f"serviceAccountName {account}"))
+    for container in pod.get("containers") or []:
+        checks.append(("resources", _limits_above_ceilings(container, policy.ceilings)))
     for rule, detail in checks:
         if detail and not policy.allows(rule):
             return Refusal(rule, detail)
+    return None
+
+
+def _limits_above_ceilings(
+    container: Mapping[str, Any], ceilings: Mapping[str, float]
+) -> Optional[str]:
+    """What a Job's container asks past the ceilings: a limit above one, or no limit (the
+    agent's template sets the ceiling as the default; a run's own template may not)."""
+    from kubernetes.utils import parse_quantity
+
+    limits = (container.get("resources") or {}).get("limits") or {}
+    name = container.get("name", "?")
+    for resource, key in (("memory", "memory"), ("cpus", "cpu")):
+        ceiling = ceilings.get(resource)
+        if ceiling is None:
+            continue
+        shown = f"{ceiling / 2**20:.0f}Mi" if resource == "memory" else f"{ceiling:g}"
+        if key not in limits:
+            return f"container {name}: no {key} limit, above the agent's ceiling ({shown})"
+        try:
+            amount = float(parse_quantity(limits[key]))
+        except ValueError:
+            return f"container {name}: {key} limit {limits[key]!r} is not a Kubernetes quantity"
+        if amount > ceiling:
+            asked = limits[key]
+            return f"container {name}: {key} limit {asked} is above the agent's ceiling ({shown})"
     return None

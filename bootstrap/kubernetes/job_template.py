@@ -11,7 +11,8 @@ How prefect 1.2.4 uses a template (``KubernetesAgent.generate_job_spec``):
   the agent sets its ``image`` (the flow's run config or storage image, else the template's),
   ``args`` (``prefect execute flow-run``, no ``command``: the image's entrypoint runs), and
   puts its own variables in front of the template's ``env``;
-- ``resources.requests`` / ``resources.limits`` are kept; a ``KubernetesRun``'s
+- ``resources.requests`` / ``resources.limits`` (the ``kubernetes_job_*`` settings, the
+  limits defaulting to the ``flow_run_max_*`` ceilings) are kept; a ``KubernetesRun``'s
   ``cpu_request``, ``cpu_limit``, ``memory_request``, ``memory_limit`` replace one key
   each when set;
 - ``serviceAccountName`` / ``imagePullSecrets``: the agent's ``--service-account-name`` /
@@ -58,7 +59,7 @@ def job_template(settings: Settings) -> Dict[str, Any]:
             "cpu": settings.kubernetes_job_cpu_request,
             "memory": settings.kubernetes_job_memory_request,
         },
-        {"cpu": settings.kubernetes_job_cpu_limit, "memory": settings.kubernetes_job_memory_limit},
+        pod.flow_run_limits(settings),
     )
     container["securityContext"] = pod.container_security_context(settings)
     volumes, mounts = pod.job_volumes(settings)

@@ -58,6 +58,27 @@ def resources(requests: Mapping[str, Optional[str]], limits: Mapping[str, Option
     return out
 
 
+def kubernetes_bytes(docker_size: Optional[str]) -> Optional[str]:
+    """A Docker size (``2g``) as a Kubernetes quantity (``2048Mi``)."""
+    if docker_size is None:
+        return None
+    from bootstrap.util.docker_units import parse_bytes
+
+    amount = parse_bytes(docker_size)
+    return f"{amount // 2**20}Mi" if amount % 2**20 == 0 else str(amount)
+
+
+def flow_run_limits(settings: Settings) -> Dict[str, Optional[str]]:
+    """The flow container's limits: the Job settings, else the agent's ceilings (a run with
+    no limit would be past them)."""
+    cpus = settings.flow_run_max_cpus
+    return {
+        "cpu": settings.kubernetes_job_cpu_limit or (f"{cpus:g}" if cpus is not None else None),
+        "memory": settings.kubernetes_job_memory_limit
+        or kubernetes_bytes(settings.flow_run_max_memory),
+    }
+
+
 def pod_security_context(settings: Settings) -> Dict[str, Any]:
     """Pod level: the image's USER is root (for the Docker socket), so set the uid here."""
     return {

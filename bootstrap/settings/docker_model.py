@@ -4,9 +4,9 @@ failed run's container is kept."""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
-from pydantic import BaseSettings, Field
+from pydantic import BaseSettings, Field, validator
 
 from bootstrap.settings import rules
 from bootstrap.settings.validation import blank_is_none, optional, rule
@@ -25,7 +25,24 @@ class DockerSettings(BaseSettings):
     docker_base_url: Optional[str] = Field(
         None, description="Docker engine URL (default: DOCKER_HOST, else the local socket)."
     )
-    docker_no_pull: bool = Field(False, description="Never pull flow-run images.")
+    docker_no_pull: bool = Field(
+        False, description="Never pull flow-run images (BOOTSTRAP_DOCKER_PULL_POLICY=Never)."
+    )
+    docker_pull_policy: Optional[str] = Field(
+        None,
+        description="When the agent pulls a flow run's image: IfNotPresent (default: only "
+        "when the engine lacks it), Always (every run; for mutable tags), Never (images "
+        "built or loaded on the host).",
+    )
+    docker_pull_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts at pulling an image before its run ends Failed."
+    )
+    docker_config_file: Optional[str] = Field(
+        None,
+        description="A Docker config.json with registry credentials (docker login's, or a "
+        "Kubernetes .dockerconfigjson), e.g. a mounted secret: read by the agent at each "
+        "pull, never passed to flow runs. Docker's own DOCKER_CONFIG works too.",
+    )
     docker_volumes: List[str] = Field(
         default_factory=list,
         description="Volumes for flow-run containers (host:container[:mode]).",
@@ -67,7 +84,24 @@ class DockerSettings(BaseSettings):
     _blank_resources = rule(*RESOURCE_SETTINGS, pre=True, check=blank_is_none)
     _sizes = rule("docker_memory", "docker_shm_size", check=optional(size))
     _cpus = rule("docker_cpus", check=optional(parse_cpus))
+    _blank_pull = rule("docker_pull_policy", "docker_config_file", pre=True, check=blank_is_none)
+    _pull_policy = rule("docker_pull_policy", check=optional(rules.check_pull_policy))
+    _config_file = rule("docker_config_file", check=optional(rules.check_absolute_path))
     _timeout = rule("docker_client_timeout", check=rules.check_positive)
     _engine_url = rule("docker_base_url", check=rules.check_engine_url)
     _volume = rule("docker_volumes", each_item=True, check=rules.check_volume)
     _network = rule("docker_networks", each_item=True, check=rules.check_network)
+
+    @validator("docker_pull_policy")
+    def _one_pull_rule(cls, policy: Optional[str], values: Dict[str, Any]) -> Optional[str]:
+        if values.get("docker_no_pull") and policy not in (None, "Never"):
+            raise ValueError(
+                f"BOOTSTRAP_DOCKER_NO_PULL=true is the policy Never, not {policy}: set one"
+            )
+        return policy
+
+    def pull_policy(self) -> str:
+        """The policy in force (BOOTSTRAP_DOCKER_NO_PULL is Never; unset: IfNotPresent)."""
+        if self.docker_no_pull:
+            return "Never"
+        return self.docker_pull_policy or "IfNotPresent"

@@ -136,7 +136,8 @@ class AgentSettings(BaseSettings):
         0,
         ge=0,
         description="At most this many of the agent's flow runs alive at once (Docker "
-        "agent); children of its own runs may use as many again; 0: no limit.",
+        "containers or Kubernetes Jobs); children of its own runs may use as many again; "
+        "0: no limit.",
     )
     metrics_port: Optional[int] = Field(
         None, description="Serve Prometheus metrics at /metrics on this port (default: off)."
@@ -148,13 +149,14 @@ class AgentSettings(BaseSettings):
     )
     flow_run_max_memory: Optional[str] = Field(
         None,
-        description="Ceiling of a Docker flow run's memory limit (a run asking more, or "
-        "none, is refused: rule resources); also its default when docker_memory is unset.",
+        description="Ceiling of a flow run's memory limit (a run asking more, or none, is "
+        "refused: rule resources); also its default when docker_memory or "
+        "kubernetes_job_memory_limit is unset.",
     )
     flow_run_max_cpus: Optional[float] = Field(
         None,
-        description="Ceiling of a Docker flow run's CPUs (rule resources); also the "
-        "default when docker_cpus is unset.",
+        description="Ceiling of a flow run's CPUs (rule resources); also the default when "
+        "docker_cpus or kubernetes_job_cpu_limit is unset.",
     )
     flow_run_max_pids: Optional[int] = Field(
         None,

@@ -108,6 +108,24 @@ def check_positive(value: Optional[int]) -> Optional[int]:
     return value
 
 
+PULL_POLICIES = ("IfNotPresent", "Always", "Never")  # Kubernetes' imagePullPolicy values
+
+
+def check_pull_policy(value: str) -> str:
+    """One of PULL_POLICIES, whatever its case or separators (ifnotpresent, if-not-present)."""
+    key = re.sub(r"[-_\s]", "", str(value)).lower()
+    for policy in PULL_POLICIES:
+        if policy.lower() == key:
+            return policy
+    raise ValueError(f"{value!r} is not a pull policy: one of {', '.join(PULL_POLICIES)}")
+
+
+def check_absolute_path(value: str) -> str:
+    if not str(value).startswith("/"):
+        raise ValueError(f"{value!r}: must be an absolute path")
+    return str(value)
+
+
 def check_engine_url(value: Optional[str]) -> Optional[str]:
     if value is not None and urlsplit(value).scheme not in ENGINE_SCHEMES:
         raise ValueError(f"{value!r} is not a Docker engine URL (unix://, tcp://, ...)")

@@ -8,9 +8,10 @@ import stat
 from pathlib import Path
 from typing import Mapping, Optional
 
+from bootstrap.agent.image_pull import check_config_file
 from bootstrap.settings import AgentType, Settings
 from bootstrap.util.engine import docker_engine_url, ping, socket_path
-from bootstrap.util.errors import PreflightError
+from bootstrap.util.errors import PreflightError, SettingsError
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -72,8 +73,17 @@ def check_kubernetes(environ: Mapping[str, str], home: Optional[Path] = None) ->
     )
 
 
+def check_registry_credentials(path: str) -> None:
+    try:
+        check_config_file(path)
+    except ValueError as exc:
+        raise SettingsError(f"BOOTSTRAP_DOCKER_CONFIG_FILE: {exc}") from None
+
+
 def preflight(settings: Settings, environ: Mapping[str, str]) -> None:
     if settings.agent_type is AgentType.docker:
         check_docker(docker_engine_url(settings.docker_base_url, environ))
+        if settings.docker_config_file:
+            check_registry_credentials(settings.docker_config_file)
     elif settings.agent_type is AgentType.kubernetes:
         check_kubernetes(environ)

@@ -70,6 +70,8 @@ STR_BAD = {
     "kubernetes_monitoring_namespace": "Monitoring",
     "kubernetes_prefect_api": "not-a-url",
     "docker_memory": "lots",
+    "docker_pull_policy": "sometimes",
+    "docker_config_file": "relative/config.json",
     "docker_shm_size": "2 gigs",
     "flow_run_max_memory": "-1g",
 }
@@ -102,6 +104,7 @@ SEMANTIC_BAD = [
     ("docker_failed_container_retention", "-1"),
     ("kubernetes_job_ttl_seconds", "-1"),
     ("agent_max_flow_runs", "-1"),
+    ("docker_pull_attempts", "0"),
     ("docker_cpus", "0"),
     ("flow_run_max_pids", "0"),
 ]

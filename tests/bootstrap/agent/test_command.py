@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from prefect.cli.agent import agent as prefect_agent_cli
 
-from bootstrap.agent.command import agent_launch, docker_base_url
+from bootstrap.agent.command import agent_launch, docker_base_url, launcher_config
 from bootstrap.api.client import ApiConfig
 from bootstrap.settings import load_settings
 from bootstrap.util.errors import SettingsError
@@ -54,7 +54,7 @@ def test_docker_agent_command_carries_every_setting() -> None:
     assert params["max_polls"] == 5
     assert params["no_cloud_logs"] is True
     assert params["base_url"] == "unix:///run/user/docker.sock"
-    assert params["no_pull"] is True
+    assert params["no_pull"] is True  # always: the launcher pulls (bootstrap.agent.image_pull)
     assert params["show_flow_logs"] is True
     assert params["volumes"] == ("/data:/data:ro", "cache:/cache")
     assert params["networks"] == ("host",)
@@ -62,6 +62,28 @@ def test_docker_agent_command_carries_every_setting() -> None:
     assert launch.env["PREFECT__BACKEND"] == "server"
     assert launch.env["PREFECT__CLOUD__API"] == API.url
     assert launch.env["PREFECT__CLOUD__TENANT_ID"] == TENANT
+
+
+def test_the_pull_policy_reaches_the_launcher_and_prefect_never_pulls() -> None:
+    def launcher(**values):
+        settings = load_settings(values)
+        launch = agent_launch(settings, API, TENANT, {})
+        assert prefect_parse(launch.argv)["no_pull"] is True
+        return launcher_config(settings, {}, {})
+
+    assert launcher().pull_policy == "IfNotPresent"
+    assert launcher(docker_no_pull=True).pull_policy == "Never"  # the alias
+    assert launcher(docker_no_pull=True, docker_pull_policy="never").pull_policy == "Never"
+    config = launcher(
+        docker_pull_policy="always",
+        docker_pull_attempts="5",
+        docker_config_file="/run/secrets/docker-config.json",
+    )
+    assert (config.pull_policy, config.pull_attempts) == ("Always", 5)
+    # the path only: the credentials stay in the file, out of the launcher's environment
+    assert config.docker_config_file == "/run/secrets/docker-config.json"
+    with pytest.raises(SettingsError, match="BOOTSTRAP_DOCKER_NO_PULL=true is the policy Never"):
+        load_settings({"docker_no_pull": True, "docker_pull_policy": "Always"})
 
 
 def test_kubernetes_agent_command() -> None:

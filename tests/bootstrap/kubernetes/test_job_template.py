@@ -355,3 +355,35 @@ def test_the_job_runs_once_is_named_for_its_run_and_expires(monkeypatch, tmp_pat
     assert created == ["prefect-job-9e2f3c3a-flow-run"]
     no_ttl = jt.job_template(load_settings({**JOB_SETTINGS, "kubernetes_job_ttl_seconds": ""}))
     assert "ttlSecondsAfterFinished" not in no_ttl["spec"]
+
+
+def test_the_ceilings_are_the_default_limits_and_a_run_past_them_is_refused(
+    monkeypatch, tmp_path
+) -> None:
+    """BOOTSTRAP_FLOW_RUN_MAX_MEMORY/CPUS: the limits of every Job prefect builds from the
+    agent's template; a KubernetesRun asking more is refused by the policy's 'resources'."""
+    from bootstrap.agent.command import flow_run_policy
+    from bootstrap.agent.policy import Policy, check_job
+
+    values = {"agent_type": "kubernetes", "flow_run_max_memory": "2g", "flow_run_max_cpus": 1.5}
+    agent = agent_from_bootstrap(monkeypatch, tmp_path, **values)
+    policy = Policy.from_dict(flow_run_policy(load_settings(values)).to_dict())
+    job = agent.generate_job_spec(flow_run(KubernetesRun(memory_limit="1Gi")))
+    assert flow_container(job)["resources"]["limits"] == {"cpu": "1.5", "memory": "1Gi"}
+    assert check_job(job, policy) is None
+    greedy = agent.generate_job_spec(flow_run(KubernetesRun(memory_limit="3Gi")))
+    refusal = check_job(greedy, policy)
+    assert (refusal.rule, refusal.detail) == (
+        "resources",
+        "container flow: memory limit 3Gi is above the agent's ceiling (2048Mi)",
+    )
+    plain = agent.generate_job_spec(flow_run())
+    assert flow_container(plain)["resources"]["limits"] == {"cpu": "1.5", "memory": "2048Mi"}
+    # a run's own job_template replaces the agent's, limits included: no limit is past them
+    own = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "containers": [{"name": "flow"}]}}}}  # fmt: skip
+    unlimited = agent.generate_job_spec(flow_run(KubernetesRun(job_template=own)))
+    assert check_job(unlimited, policy).detail == (
+        "container flow: no memory limit, above the agent's ceiling (2048Mi)"
+    )
+    kubernetes_validate.validate(plain, kubernetes_validate.latest_version(), strict=True)
