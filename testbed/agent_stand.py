@@ -71,6 +71,29 @@ class DockerAgentStand:
         self.tenant_id = tenant["id"]
         return self.agent
 
+    def start_stock_agent(self, name: str = "stock-agent"):
+        """prefect 1.2.4's own Docker agent (``prefect agent docker start``, no launcher) in
+        the same image, with the stand's options; the stand's agent must have registered
+        the tenant first."""
+        command = ["prefect", "agent", "docker", "start", "--no-pull", "--network", "host"]
+        command += ["--volume", f"{FLOWS}:{FLOWS_IN_CONTAINER}:ro", "--name", name]
+        command += ["--agent-address", f"http://:{free_port()}"]
+        for label in AGENT_LABELS:
+            command += ["--label", label]
+        agent = self.containers.run(
+            self.image,
+            command,
+            environment={
+                "PREFECT__BACKEND": "server",
+                "PREFECT__CLOUD__API": self.api.url,
+                "PREFECT__CLOUD__TENANT_ID": self.tenant_id,
+            },
+            volumes={HOST_SOCKET: {"bind": HOST_SOCKET, "mode": "rw"}},
+            group_add=[socket_gid()],
+        )
+        wait_for_log(agent, AGENT_READY, timeout=120)
+        return agent
+
     def register(
         self,
         script: str,
@@ -78,9 +101,11 @@ class DockerAgentStand:
         host_config: Optional[dict] = None,
         name: Optional[str] = None,
         env: Optional[Dict[str, str]] = None,
+        image: Optional[str] = None,
     ) -> str:
         """Register the flow in ``script`` (as ``name``: another name is another flow, whose
-        registration does not archive this one and cancel its runs)."""
+        registration does not archive this one and cancel its runs), its runs in ``image``
+        (default: the stand's)."""
         flow = load_flow(str(FLOWS / script))
         if name:
             flow.name = name
@@ -89,7 +114,7 @@ class DockerAgentStand:
         )
         flow.storage.add_flow(flow)  # what build=True would do; the script is mounted instead
         flow.run_config = DockerRun(
-            image=self.image, labels=list(labels), host_config=host_config, env=env
+            image=image or self.image, labels=list(labels), host_config=host_config, env=env
         )
         return register_flow(flow, self.api.url, "lume", tenant_id=self.tenant_id, build=False)
 

@@ -43,8 +43,50 @@ def sleeping_container(docker_client, run_id: str):
     """The container of a run of testbed/flows/sleeps.py, once its task is sleeping."""
 
     def started():
-        found = docker_client.containers.list(filters={"label": f"{FLOW_RUN_LABEL}={run_id}"})
+        found = docker_client.containers.list(
+            ignore_removed=True, filters={"label": f"{FLOW_RUN_LABEL}={run_id}"}
+        )
         return [c for c in found if "e2e: sleeping" in c.logs().decode(errors="replace")]
 
     (container,) = PrefectApiDouble.wait_until(started, 120, what="the flow run's task started")
     return container
+
+
+OWNER_LABEL = "io.prefect-agent.owner"  # the launcher's label: the agent id that created it
+
+
+class AliveContainers:
+    """The most flow-run containers of one agent running at once, from the engine's
+    start/die events (filtered by the agent's own label: other tests' containers, on the
+    same engine, are not counted). ``close()`` ends the watch."""
+
+    def __init__(self, docker_client, agent_id: str) -> None:
+        import contextlib
+        import threading
+
+        self.now: Dict[str, bool] = {}
+        self.most = 0
+        self.starts: List[str] = []
+        self._stream = docker_client.events(
+            decode=True,
+            filters={
+                "type": "container",
+                "event": ["start", "die"],
+                "label": [FLOW_RUN_LABEL, f"{OWNER_LABEL}={agent_id}"],
+            },
+        )
+
+        def read() -> None:
+            with contextlib.suppress(Exception):
+                for event in self._stream:
+                    if event["status"] == "start":
+                        self.now[event["id"]] = True
+                        self.starts.append(event["Actor"]["Attributes"][FLOW_RUN_LABEL])
+                    else:
+                        self.now.pop(event["id"], None)
+                    self.most = max(self.most, len(self.now))
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def close(self) -> None:
+        self._stream.close()

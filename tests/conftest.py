@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.prefect_api",
     "tests.fixtures.agent_stand",
     "tests.fixtures.compose",
+    "tests.fixtures.registry",
 ]

@@ -3,51 +3,29 @@ containers alive than the limit, every run done, and flows of flows that cannot 
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from typing import Dict, List
 
 import pytest
 
 from testbed.agent_stand import DockerAgentStand
-from testbed.flow_runs import FLOW_RUN_LABEL, wait_final
+from testbed.flow_runs import FLOW_RUN_LABEL, AliveContainers, wait_final
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
 
-class Alive:
-    """The most flow-run containers running at once, from the engine's start/die events."""
-
-    def __init__(self, docker_client) -> None:
-        self.now: Dict[str, bool] = {}
-        self.most = 0
-        self.starts: List[str] = []
-        self._stream = docker_client.events(
-            decode=True,
-            filters={"type": "container", "event": ["start", "die"], "label": FLOW_RUN_LABEL},
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        with contextlib.suppress(Exception):
-            for event in self._stream:
-                if event["status"] == "start":
-                    self.now[event["id"]] = True
-                    self.starts.append(event["Actor"]["Attributes"][FLOW_RUN_LABEL])
-                else:
-                    self.now.pop(event["id"], None)
-                self.most = max(self.most, len(self.now))
-
-    def close(self) -> None:
-        self._stream.close()
-
-
 @pytest.fixture
-def alive(docker_client):
-    watch = Alive(docker_client)
+def watch_alive(docker_client, stand):
+    """Started after the agent registered: call with nothing; closed at teardown."""
+    watches = []
+
+    def watch() -> AliveContainers:
+        (agent,) = stand.api.agents()
+        watches.append(AliveContainers(docker_client, agent["id"]))
+        return watches[-1]
+
     yield watch
-    watch.close()
+    for each in watches:
+        each.close()
 
 
 @pytest.fixture
@@ -55,8 +33,9 @@ def stand(prefect_api, containers, prod_image) -> DockerAgentStand:
     return DockerAgentStand(prefect_api, containers, prod_image)
 
 
-def test_six_runs_under_a_limit_of_two(stand, prefect_api, alive) -> None:
+def test_six_runs_under_a_limit_of_two(stand, prefect_api, watch_alive) -> None:
     stand.start_agent(BOOTSTRAP_AGENT_MAX_FLOW_RUNS="2")
+    alive = watch_alive()
     flow_id = stand.register("four_seconds.py")
     runs = [stand.run(flow_id) for _ in range(6)]
     assert set(wait_final(prefect_api, runs, timeout=300).values()) == {"Success"}
@@ -64,8 +43,11 @@ def test_six_runs_under_a_limit_of_two(stand, prefect_api, alive) -> None:
     assert sorted(alive.starts) == sorted(runs)  # each once
 
 
-def test_two_flows_of_flows_under_a_limit_of_two_both_succeed(stand, prefect_api, alive) -> None:
+def test_two_flows_of_flows_under_a_limit_of_two_both_succeed(
+    stand, prefect_api, watch_alive
+) -> None:
     stand.start_agent(BOOTSTRAP_AGENT_MAX_FLOW_RUNS="2")
+    alive = watch_alive()
     stand.register("four_seconds.py")
     parent_flow = stand.register("parent.py")
     parents = [stand.run(parent_flow) for _ in range(2)]
@@ -95,10 +77,10 @@ def test_every_flow_run_container_gets_the_memory_default_and_ceilings_hold(
     assert "rule 'resources': memory 2g is above the agent's ceiling (1024m)" in message
     filters = {"label": f"{FLOW_RUN_LABEL}={plain}"}
     deadline = time.monotonic() + 120
-    while not docker_client.containers.list(filters=filters):
+    while not docker_client.containers.list(ignore_removed=True, filters=filters):
         assert time.monotonic() < deadline, "no container for the plain run"
         time.sleep(0.2)
-    (container,) = docker_client.containers.list(filters=filters)
+    (container,) = docker_client.containers.list(ignore_removed=True, filters=filters)
     host_config = container.attrs["HostConfig"]
     assert host_config["Memory"] == 512 * 2**20
     assert host_config["PidsLimit"] == 256

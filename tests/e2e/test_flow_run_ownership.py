@@ -20,8 +20,8 @@ from typing import Iterator
 import pytest
 
 from prefect_api_double import PrefectApiDouble
-from testbed.agent_stand import AGENT_LABELS, FLOWS, FLOWS_IN_CONTAINER, DockerAgentStand
-from testbed.docker import HOST_SOCKET, socket_gid, wait_for_log
+from testbed.agent_stand import DockerAgentStand
+from testbed.docker import wait_for_log
 from testbed.flow_runs import (
     AGENT_READY,
     FLOW_RUN_LABEL,
@@ -30,7 +30,6 @@ from testbed.flow_runs import (
     state_names,
     wait_final,
 )
-from testbed.net import free_port
 from testbed.packages import PackageServer, build_repo
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -74,35 +73,13 @@ def test_a_slow_extras_install_is_not_resubmitted_by_lazarus(
     assert_ran_exactly_once(fast_api, run_id)
 
 
-def stock_agent(stand: DockerAgentStand):
-    """prefect 1.2.4's own Docker agent, in the same image, with the same options."""
-    command = ["prefect", "agent", "docker", "start", "--no-pull", "--network", "host"]
-    command += ["--volume", f"{FLOWS}:{FLOWS_IN_CONTAINER}:ro", "--name", "stock-agent"]
-    command += ["--agent-address", f"http://:{free_port()}"]
-    for label in AGENT_LABELS:
-        command += ["--label", label]
-    agent = stand.containers.run(
-        stand.image,
-        command,
-        environment={
-            "PREFECT__BACKEND": "server",
-            "PREFECT__CLOUD__API": stand.api.url,
-            "PREFECT__CLOUD__TENANT_ID": stand.tenant_id,
-        },
-        volumes={HOST_SOCKET: {"bind": HOST_SOCKET, "mode": "rw"}},
-        group_add=[socket_gid()],
-    )
-    wait_for_log(agent, AGENT_READY, timeout=120)
-    return agent
-
-
 def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
     stand, fast_api, docker_client, container_creations
 ) -> None:
     ours = stand.start_agent()  # creates the tenant and project; then stands aside
     ours.stop(timeout=10)
     flow_id = stand.register("sleeps.py", env=FAST_HEARTBEAT)
-    stock = stock_agent(stand)
+    stock = stand.start_stock_agent()
     stock_run = stand.run(flow_id)
     sleeping_container(docker_client, stock_run).kill()
     resubmitted = lambda: state_names(fast_api, stock_run).count("Submitted") >= 2  # noqa: E731
@@ -118,7 +95,7 @@ def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
     ]
     stock.remove(force=True)
     for container in docker_client.containers.list(
-        all=True, filters={"label": f"{FLOW_RUN_LABEL}={stock_run}"}
+        ignore_removed=True, all=True, filters={"label": f"{FLOW_RUN_LABEL}={stock_run}"}
     ):
         container.remove(force=True)
 
