@@ -24,7 +24,9 @@ def stand(prefect_api, containers, prod_image) -> DockerAgentStand:
 
 
 def flow_run_containers(docker_client, run_id: str):
-    return docker_client.containers.list(all=True, filters={"label": f"{FLOW_RUN_LABEL}={run_id}"})
+    return docker_client.containers.list(
+        ignore_removed=True, all=True, filters={"label": f"{FLOW_RUN_LABEL}={run_id}"}
+    )
 
 
 def failed_message(api, run_id: str) -> str:

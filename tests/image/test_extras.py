@@ -54,7 +54,9 @@ def cache_volume(docker_client: docker.DockerClient) -> Iterator[str]:
     name = f"pa-test-extras-{uuid.uuid4().hex[:10]}"
     docker_client.volumes.create(name)
     yield name
-    for container in docker_client.containers.list(all=True, filters={"volume": name}):
+    for container in docker_client.containers.list(
+        ignore_removed=True, all=True, filters={"volume": name}
+    ):
         container.remove(force=True)
     docker_client.volumes.get(name).remove(force=True)
 
