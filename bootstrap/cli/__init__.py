@@ -2,7 +2,7 @@
 
   entrypoint -- CMD   (the image's entrypoint) drop root, install extras, exec CMD
   run                 wait for the server, tenant, projects, then exec the agent
-  wait | tenant | projects | agent [--print] | settings | healthcheck | kubernetes ...
+  wait | tenant | projects | agent [--print] | settings | healthcheck | doctor | kubernetes ...
 
 Every setting is an option here, a ``BOOTSTRAP_*`` variable, or a key of the YAML file.
 The steps themselves are :mod:`bootstrap.startup` and :mod:`bootstrap.container`; this
@@ -113,6 +113,34 @@ def agent(settings: Settings, print_only: bool, tenant_id: Optional[str]) -> Non
         click.echo(agent_launch(settings, api.config, tenant, os.environ).render())
         return
     exec_agent(launch_agent(settings, api, tenant, os.environ))
+
+
+@cli.command()
+@click.option(
+    "--late-after",
+    type=click.FloatRange(min=0),
+    default=60.0,
+    show_default=True,
+    help="Seconds past its start time before a Scheduled run counts as Late.",
+)
+@click.option(
+    "--submitted-after",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds in Submitted before a run counts as stuck (Lazarus acts at 600).",
+)
+@settings_options("logging", "docker")
+def doctor(settings: Settings, late_after: float, submitted_after: float) -> None:
+    """Explain stuck runs: the server, tenants and projects, agents and their labels, Late
+    and Submitted runs with the reason each cannot start, prefect versions. Exits 1 if it
+    finds a problem (3: the server does not answer)."""
+    from bootstrap.doctor import doctor as examine
+    from bootstrap.util.engine import docker_engine_url
+
+    engine = docker_engine_url(settings.docker_base_url, os.environ)
+    status = examine(connect(os.environ), os.environ, late_after, submitted_after, engine)
+    sys.exit(status)
 
 
 @cli.command("settings")
