@@ -14,9 +14,7 @@ from prefect.run_configs import DockerRun
 from prefect_api_double.registration import create_flow_run, load_flow, register_flow
 
 FLOWS = Path(__file__).resolve().parents[3] / "testbed" / "flows"
-REGISTER_AGENT = (
-    "mutation($input: register_agent_input!) { register_agent(input: $input) { id } }"
-)
+REGISTER_AGENT = "mutation($input: register_agent_input!) { register_agent(input: $input) { id } }"
 POLL = (
     "mutation($input: get_runs_in_queue_input!) { get_runs_in_queue(input: $input) "
     "{ flow_run_ids } }"
