@@ -8,6 +8,7 @@
 #   build.sh install-lume-services PREFIX LOCK REPOSITORY VERSION PREFECT_VERSION
 #   build.sh share-with-group PREFIX            group 0 may do what the owner may (OpenShift)
 #   build.sh sbom PREFIX OUTPUT VERSION TARGET BASE   CycloneDX SBOM of PREFIX and the base
+#   build.sh wrap-commands PREFIX DIR           root-owned wrappers of PREFIX/bin's commands
 #   build.sh with-ca COMMAND...                 run COMMAND trusting the extra CA, if any
 #
 # The extra CA certificate (for TLS-intercepting proxies) arrives as the BuildKit secret
@@ -190,7 +191,27 @@ sbom() {
         die "could not write the SBOM of $target"
 }
 
-command=${1:?usage: build.sh create-env|install-locked|slim|install-lume-services|share-with-group|sbom|with-ca ...}
+# The image's PATH has these wrappers instead of PREFIX/bin, which the runtime user owns: a
+# root `docker exec CONTAINER prefect ...` then runs the command as the runtime user
+# (root-step.py run-as-user), never a file that user could have replaced as root.
+wrap_commands() {
+    prefix=$1 directory=$2
+    install -d -m 0755 "$directory"
+    for command in "$prefix"/bin/*; do
+        name=${command##*/}
+        [ -f "$command" ] && [ -x "$command" ] || continue
+        case "$name" in activate* | *.csh | *.fish | *.ps1 | deactivate) continue ;; esac
+        cat >"$directory/$name" <<WRAPPER
+#!/bin/sh
+# $name of $prefix, as the runtime user (never as root): written by the image build.
+[ "\$(/usr/bin/id -u)" = 0 ] || exec "$command" "\$@"
+exec /usr/local/libexec/prefect-agent/python -I -S /usr/local/lib/prefect-agent/root-step.py run-as-user "$command" "\$@"
+WRAPPER
+        chmod 0755 "$directory/$name"
+    done
+}
+
+command=${1:?usage: build.sh create-env|install-locked|slim|install-lume-services|share-with-group|sbom|wrap-commands|with-ca ...}
 shift
 case "$command" in
     create-env) create_env "$@" ;;
@@ -199,6 +220,7 @@ case "$command" in
     install-lume-services) install_lume_services "$@" ;;
     share-with-group) share_with_group "$@" ;;
     sbom) sbom "$@" ;;
+    wrap-commands) wrap_commands "$@" ;;
     install-bootstrap-wheel) install_bootstrap_wheel "$@" ;;
     with-ca) with_ca "$@" ;;
     *) die "unknown step '$command'" ;;

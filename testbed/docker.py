@@ -66,15 +66,18 @@ class Containers:
         volumes: Optional[Dict[str, Dict[str, str]]] = None,
         **kwargs,
     ) -> Container:
-        """Start a detached container (not auto-removed, so its logs stay readable)."""
+        """Start a detached container (not auto-removed, so its logs stay readable), on the
+        host network, this host's only one: an agent's flow runs too, unless the test says
+        otherwise (BOOTSTRAP_DOCKER_NETWORKS; the agent checks they reach its server)."""
         kwargs.setdefault("network_mode", "host")
+        environment = {"BOOTSTRAP_DOCKER_NETWORKS": "host", **(environment or {})}
         kwargs.setdefault("name", f"pa-test-{uuid.uuid4().hex[:10]}")
         labels = {TEST_LABEL: "1", **kwargs.pop("labels", {})}
         container = self.client.containers.run(
             image,
             command,
             detach=True,
-            environment=environment or {},
+            environment=environment,
             volumes=volumes or {},
             labels=labels,
             **kwargs,

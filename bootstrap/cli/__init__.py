@@ -222,8 +222,9 @@ def manifest(
     except OSError as exc:
         raise BootstrapError(
             f"cannot write the kustomize base to {output_dir}: {exc.strerror} (uid "
-            f"{os.getuid()}; in a container, mount a directory this user may write, e.g. "
-            'docker run --user "$(id -u)" -v "$PWD/base:/out" ... --output-dir /out)'
+            f"{os.getuid()}). In a container, mount a directory this user may write: as "
+            f"root on the host, chown {os.getuid()} DIRECTORY first; as another user, run "
+            'as yourself: docker run --user "$(id -u)" -v "$PWD/base:/out" ... --output-dir /out'
         ) from None
 
 

@@ -157,24 +157,28 @@ def combine(*parts: FlowRunAdditions) -> FlowRunAdditions:
     return combined
 
 
-def own_mounts(base_url: str, mountinfo_path: str = "/proc/self/mountinfo") -> List[Mount]:
-    """The agent container's bind mounts, from the engine (empty outside a container)."""
+def own_container(base_url: str, mountinfo_path: str = "/proc/self/mountinfo") -> Dict[str, Any]:
+    """The agent's own container as the engine describes it (empty outside a container)."""
     try:
         with open(mountinfo_path) as handle:
             container = own_container_id(handle.read())
     except OSError:
-        return []
+        return {}
     if container is None:
-        return []
+        return {}
     import docker
 
     client = docker.APIClient(base_url=base_url, version="auto", timeout=10)
     try:
-        attrs: Dict[str, Any] = client.inspect_container(container)
-    except Exception:  # not ours to inspect, or gone: no mounts to go by
-        return []
+        return client.inspect_container(container)
+    except Exception:  # not ours to inspect, or gone: nothing to go by
+        return {}
     finally:
         client.close()
+
+
+def own_mounts(attrs: Mapping[str, Any]) -> List[Mount]:
+    """The bind mounts and volumes of the agent's container (``own_container``)."""
     return [
         Mount(item["Source"], item["Destination"], item.get("Name") if kind == "volume" else None)
         for item in attrs.get("Mounts") or []

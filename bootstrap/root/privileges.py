@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import Mapping, Optional, Sequence, Tuple
 
 from bootstrap.util.engine import DEFAULT_SOCKET, docker_engine_url_from_env, socket_path
-from bootstrap.util.errors import BootstrapError
+from bootstrap.util.errors import BootstrapError, PreflightError
 from bootstrap.util.log import configure_logging, logger, register_secrets
 from bootstrap.util.secrets import environment_secrets
 
 RUNTIME_USER_ENV = "PREFECT_AGENT_USER"
+# The runtime environment's commands: first on the run phase's PATH, never on root's (the
+# runtime user owns them; the image's PATH has root-owned wrappers instead).
+RUNTIME_BIN_ENV = "PREFECT_ENV"
 
 
 @dataclass(frozen=True)
@@ -89,12 +92,19 @@ def socket_info(path: Path) -> Optional[SocketInfo]:
     return SocketInfo(path, info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode))
 
 
-def drop_privileges(name: Optional[str], socket_path: Path) -> None:
+def _socket_group(socket: Optional[SocketInfo]) -> str:
+    return str(socket.gid) if socket is not None else '"$(stat -c %g /var/run/docker.sock)"'
+
+
+def drop_privileges(name: Optional[str], socket_path: Path, always: bool = False) -> None:
     """As root, become the runtime user ``name`` (plus the group of the Docker socket at
-    ``socket_path``, if one is mounted there). Otherwise do nothing."""
+    ``socket_path``, if one is mounted there). Otherwise do nothing. ``always``: drop root
+    even for a socket only root may use (a command, not the agent: it goes without it)."""
     if os.getuid() != 0:
         return
     if not name:
+        if always:
+            raise BootstrapError(f"{RUNTIME_USER_ENV} is not set: not running this as root")
         logger.warning("%s is not set: running as root", RUNTIME_USER_ENV)
         return
     try:
@@ -104,12 +114,22 @@ def drop_privileges(name: Optional[str], socket_path: Path) -> None:
     user_groups = [group.gr_gid for group in grp.getgrall() if name in group.gr_mem]
     socket = socket_info(socket_path)
     identity, reason = plan_identity(user, user_groups, socket)
+    if identity is None and always:
+        identity, reason = plan_identity(user, user_groups, None)
     if identity is None:
         logger.warning("%s", reason)
         return
-    os.setgroups(list(identity.groups))
-    os.setgid(identity.gid)
-    os.setuid(identity.uid)  # last: after this there is no way back to root
+    try:
+        os.setgroups(list(identity.groups))
+        os.setgid(identity.gid)
+        os.setuid(identity.uid)  # last: after this there is no way back to root
+    except PermissionError:
+        raise PreflightError(
+            f"cannot drop root for {identity.user}: this container may not change its user "
+            "(--cap-drop ALL?). Start it as the runtime user with the socket's group: "
+            f"docker run --user {identity.user} --group-add {_socket_group(socket)} ..., "
+            "or keep the two capabilities that needs: --cap-add SETUID --cap-add SETGID"
+        ) from None
     os.environ.update(HOME=identity.home, USER=identity.user, LOGNAME=identity.user)
     logger.debug(
         "Running as %s (uid %d, groups %s): %s",
@@ -124,21 +144,56 @@ BOOTSTRAP_COMMAND = "prefect-agent-bootstrap"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def main(command: Sequence[str]) -> int:
-    """The root phase of the image's entrypoint: drop root, then exec the bootstrap's
-    entrypoint (extras, then ``command``) as the runtime user."""
+def run_phase_path(environ: Mapping[str, str]) -> str:
+    """PATH for what runs as the runtime user: the runtime environment's commands first."""
+    runtime_bin = str(Path(environ.get(RUNTIME_BIN_ENV) or "/opt/prefect") / "bin")
+    rest = [entry for entry in environ.get("PATH", "").split(os.pathsep) if entry != runtime_bin]
+    return os.pathsep.join([runtime_bin, *filter(None, rest)])
+
+
+def _as_runtime_user(argv: Sequence[str], always: bool, quiet: bool = False) -> int:
     register_secrets(environment_secrets(os.environ))
     level = os.environ.get("BOOTSTRAP_LOG_LEVEL", "INFO").upper()
-    configure_logging(level if level in LOG_LEVELS else "INFO")
+    # quiet: a wrapped command's output is its own (warnings and errors only)
+    configure_logging("WARNING" if quiet else level if level in LOG_LEVELS else "INFO")
     try:
-        drop_privileges(os.environ.get(RUNTIME_USER_ENV), docker_socket_path(os.environ))
+        drop_privileges(os.environ.get(RUNTIME_USER_ENV), docker_socket_path(os.environ), always)
     except BootstrapError as exc:
         logger.error("%s", exc)
         return exc.exit_code
-    argv = [BOOTSTRAP_COMMAND, "entrypoint", "--", *command]
+    # (still root only for an owner-only socket, and not from a wrapper: the container is
+    # root then, there is no second user to protect)
+    os.environ["PATH"] = run_phase_path(os.environ)
     try:
-        os.execvp(argv[0], argv)
+        os.execvp(argv[0], list(argv))
     except OSError as exc:
         print(f"error: cannot run {argv[0]}: {exc.strerror}", file=sys.stderr)
-        return 1
+        return 126 if isinstance(exc, PermissionError) else 127
     return 0  # not reached
+
+
+INIT = ("/usr/local/libexec/prefect-agent/tini", "-g", "--")
+ENTRYPOINT = "/usr/local/bin/prefect-agent-entrypoint"
+
+
+def start(command: Sequence[str]) -> int:
+    """The image's ENTRYPOINT, PID 1 for a moment: as root, drop root (adding the socket's
+    group), then become tini, the container's init, running the entrypoint with
+    ``command``: from then on nothing in the container is root, PID 1 included."""
+    return _as_runtime_user([*INIT, ENTRYPOINT, *command], always=False)
+
+
+def main(command: Sequence[str]) -> int:
+    """The root phase of the image's entrypoint: drop root, then exec the bootstrap's
+    entrypoint (extras, then ``command``) as the runtime user."""
+    return _as_runtime_user([BOOTSTRAP_COMMAND, "entrypoint", "--", *command], always=False)
+
+
+def run_as_user(command: Sequence[str]) -> int:
+    """What the image's command wrappers run (``docker exec`` is root by default): the
+    runtime environment's ``command`` as the runtime user, never as root, without the
+    entrypoint's steps."""
+    if not command:
+        print("error: run-as-user needs a command", file=sys.stderr)
+        return 2
+    return _as_runtime_user(command, always=True, quiet=True)

@@ -43,6 +43,16 @@ class DockerSettings(BaseSettings):
         "Kubernetes .dockerconfigjson), e.g. a mounted secret: read by the agent at each "
         "pull, never passed to flow runs. Docker's own DOCKER_CONFIG works too.",
     )
+    docker_flow_run_check: str = Field(
+        "error",
+        description="Before polling, start one container as a flow run would and check it "
+        "reaches the Prefect Server: error (default: exit 5 if not), warn, or off.",
+    )
+    docker_flow_run_check_image: Optional[str] = Field(
+        None,
+        description="The image of that check (default: the agent's own, which flow runs of "
+        "LUME-services use).",
+    )
     docker_volumes: List[str] = Field(
         default_factory=list,
         description="Volumes for flow-run containers (host:container[:mode]).",
@@ -86,6 +96,8 @@ class DockerSettings(BaseSettings):
     _cpus = rule("docker_cpus", check=optional(parse_cpus))
     _blank_pull = rule("docker_pull_policy", "docker_config_file", pre=True, check=blank_is_none)
     _pull_policy = rule("docker_pull_policy", check=optional(rules.check_pull_policy))
+    _blank_check_image = rule("docker_flow_run_check_image", pre=True, check=blank_is_none)
+    _check_mode = rule("docker_flow_run_check", check=rules.one_of("error", "warn", "off"))
     _config_file = rule("docker_config_file", check=optional(rules.check_absolute_path))
     _timeout = rule("docker_client_timeout", check=rules.check_positive)
     _engine_url = rule("docker_base_url", check=rules.check_engine_url)

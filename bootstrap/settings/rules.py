@@ -120,6 +120,18 @@ def check_pull_policy(value: str) -> str:
     raise ValueError(f"{value!r} is not a pull policy: one of {', '.join(PULL_POLICIES)}")
 
 
+def one_of(*choices: str):
+    """A check: the value, lower-cased, is one of ``choices``."""
+
+    def check(value: str) -> str:
+        chosen = str(value).strip().lower()
+        if chosen not in choices:
+            raise ValueError(f"{value!r}: one of {', '.join(choices)}")
+        return chosen
+
+    return check
+
+
 def check_absolute_path(value: str) -> str:
     if not str(value).startswith("/"):
         raise ValueError(f"{value!r}: must be an absolute path")

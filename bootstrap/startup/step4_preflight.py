@@ -45,9 +45,9 @@ def _check_socket(socket: Path) -> None:
         raise PreflightError(
             f"the Docker socket {socket} (owner {info.st_uid}:{info.st_gid}, mode "
             f"{info.st_mode & 0o777:o}) is not writable by uid {os.getuid()} "
-            f"(groups {sorted(os.getgroups())}). Start the container as root (the image "
-            "default: the entrypoint adds the socket's group, then drops root) or add "
-            f"the group yourself: docker run --group-add {info.st_gid} ..."
+            f"(groups {sorted(os.getgroups())}). Start the container as root (the image's "
+            "default user: leave out --user; the entrypoint adds the socket's group, then "
+            f"drops root) or add the group yourself: docker run --group-add {info.st_gid} ..."
         )
 
 

@@ -3,10 +3,11 @@ then exec it. The decision is :func:`launch_agent`; the act is ``exec_agent``.""
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping
+from typing import Any, Dict, List, Mapping
 
-from bootstrap.agent.command import AgentLaunch, agent_launch
+from bootstrap.agent.command import FLOW_RUN_ENV, AgentLaunch, agent_launch
 from bootstrap.api.client import PrefectApi
+from bootstrap.api.prefect_config import prefect_settings
 from bootstrap.flowrun.additions import (
     FlowRunAdditions,
     Mount,
@@ -14,10 +15,12 @@ from bootstrap.flowrun.additions import (
     combine,
     docker_flow_run_api,
     extras_for_flow_runs,
+    own_container,
     own_mounts,
 )
 from bootstrap.settings import AgentType, Settings
 from bootstrap.settings.rules import volume_warnings
+from bootstrap.startup.flow_run_check import check_flow_runs_reach_api
 from bootstrap.startup.step4_preflight import preflight
 from bootstrap.util.engine import docker_engine_url
 from bootstrap.util.errors import SettingsError
@@ -34,10 +37,12 @@ def launch_agent(
         preflight(settings, environ)
     mounts: List[Mount] = []
     additions = FlowRunAdditions()
+    container: Dict[str, Any] = {}
     if settings.agent_type is AgentType.docker:
         for warning in volume_warnings(settings.docker_volumes):
             logger.warning("%s", warning)
-        mounts = own_mounts(docker_engine_url(settings.docker_base_url, environ))
+        container = own_container(docker_engine_url(settings.docker_base_url, environ))
+        mounts = own_mounts(container)
         additions = combine(
             ca_for_docker_flow_runs(environ, mounts),
             docker_flow_run_api(api.config.url, settings.docker_networks),
@@ -46,7 +51,7 @@ def launch_agent(
         additions = combine(additions, extras_for_flow_runs(environ, mounts))
     for warning in additions.warnings:
         logger.warning("%s", warning)
-    return agent_launch(
+    launch = agent_launch(
         settings,
         api.config,
         tenant,
@@ -55,6 +60,40 @@ def launch_agent(
         additions=additions,
         secret_env=read_env_files(settings),
     )
+    if settings.agent_type is AgentType.docker:
+        with timed("flow-run check"):
+            check_flow_runs(settings, api, environ, launch, additions, container)
+    return launch
+
+
+def check_flow_runs(
+    settings: Settings,
+    api: PrefectApi,
+    environ: Mapping[str, str],
+    launch: AgentLaunch,
+    additions: FlowRunAdditions,
+    container: Mapping[str, Any],
+) -> None:
+    """Flow runs reach the API (bootstrap.startup.flow_run_check), before the agent polls."""
+    import docker
+
+    image = settings.docker_flow_run_check_image or (container.get("Config") or {}).get("Image")
+    client = docker.APIClient(
+        base_url=docker_engine_url(settings.docker_base_url, environ), version="auto", timeout=60
+    )
+    try:
+        check_flow_runs_reach_api(
+            client,
+            settings.docker_flow_run_check,
+            image,
+            api.config.url,
+            launch.env.get(FLOW_RUN_ENV),
+            settings.docker_networks,
+            [*settings.docker_volumes, *additions.volumes],
+            prefect_settings(environ).get("server.port", "4200"),
+        )
+    finally:
+        client.close()
 
 
 def read_env_files(settings: Settings) -> Dict[str, str]:

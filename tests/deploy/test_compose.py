@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from testbed.docker import socket_gid, wait_for_health
+from testbed.docker import wait_for_health
 from testbed.flow_runs import AGENT_READY
 from testbed.lume_services import (
     FLOW_WHEEL,
@@ -75,22 +75,23 @@ def resolved(project) -> dict:
     return yaml.safe_load(project.run("config").stdout)
 
 
-def test_the_example_settings_need_the_socket_group(compose) -> None:
-    project = compose([COMPOSE_FILE], EXAMPLE_ENV)
-    result = project.run("config", check=False)
-    assert result.returncode != 0
-    assert "set DOCKER_SOCKET_GID to the socket's group" in result.stderr
+def test_the_example_settings_resolve_as_they_are(compose) -> None:
+    """lume-services' usual invocation: nothing to compute first (no socket group id)."""
+    agent = resolved(compose([COMPOSE_FILE], EXAMPLE_ENV))["services"]["agent"]
+    assert agent["volumes"][1]["target"] == "/var/run/docker.sock"
 
 
 def test_the_agent_service_carries_lume_services_flow_run_settings(
     compose, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = compose([COMPOSE_FILE], env_file(tmp_path / "lume.env", DOCKER_SOCKET_GID="998"))
+    project = compose([COMPOSE_FILE], env_file(tmp_path / "lume.env"))
     agent = resolved(project)["services"]["agent"]
     assert agent["image"] == "prefect-agent:prod"
     assert agent["restart"] == "always"
-    assert agent["group_add"] == ["998"]  # not root: the socket's group
+    assert "group_add" not in agent  # the entrypoint adds the socket's group, then drops root
     assert "user" not in agent
+    assert agent["cap_drop"] == ["ALL"]
+    assert sorted(agent["cap_add"]) == ["SETGID", "SETUID"]  # what dropping root takes
     assert agent["security_opt"] == ["no-new-privileges:true"]
     assert "test" not in agent["healthcheck"]  # the image's own check, probed every 10 s
     targets = {volume["target"]: volume for volume in agent["volumes"]}
@@ -164,7 +165,6 @@ def test_the_agent_service_runs_a_lume_flow_against_the_server_in_config_toml(
     settings = env_file(
         stack_dir / "lume.env",
         PREFECT_AGENT_IMAGE=prod_image,
-        DOCKER_SOCKET_GID=socket_gid(),
         LUME_SERVICES_NETWORK="host",
         PREFECT_CONFIG_TOML=str(stack_dir / "config.toml"),
         LUME_PREFECT__AGENT__PORT=str(port),

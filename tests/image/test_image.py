@@ -39,9 +39,13 @@ def test_the_runtime_packages_import(containers, any_image: str) -> None:
 
 
 def test_commands_run_as_the_non_root_user(containers, any_image: str) -> None:
-    result = containers.run_to_end(any_image, ["sh", "-c", "id -u; id -un; echo $HOME"])
-    assert result.exit_code == 0, result
-    assert result.stdout.split() == ["1000", "prefect", "/home/prefect"]
+    """The image starts as root; the entrypoint drops root before any command runs, and
+    gives the run phase the runtime environment first on PATH and a HOME."""
+    probe = ["sh", "-c", "id -u; echo $HOME; command -v python"]
+    for user, uid in ((None, "1000"), ("1000", "1000"), ("4242:0", "4242")):
+        result = containers.run_to_end(any_image, probe, user=user)
+        assert result.exit_code == 0, result
+        assert result.stdout.split() == [uid, "/home/prefect", "/opt/prefect/bin/python"], user
 
 
 def test_image_metadata(docker_client: docker.DockerClient, any_image: str) -> None:
@@ -54,8 +58,7 @@ def test_image_metadata(docker_client: docker.DockerClient, any_image: str) -> N
     assert labels["io.prefect-agent.base.requested"] == pinned_base_image()
     assert re.fullmatch(r"[0-9a-f]{40}|unknown", labels["org.opencontainers.image.revision"])
     assert config["StopSignal"] == "SIGINT"
-    # Absolute paths to root-owned files only: PATH starts with /opt/prefect/bin, which the
-    # runtime user owns, and these may run as root (docker run --user 0).
+    # Absolute paths to root-owned files only: these run as root (the image's default user).
     assert config["Healthcheck"]["Test"] == [
         "CMD",
         "/usr/local/libexec/prefect-agent/python",
@@ -64,13 +67,18 @@ def test_image_metadata(docker_client: docker.DockerClient, any_image: str) -> N
         "/usr/local/lib/prefect-agent/root-step.py",
         "healthcheck",
     ]
-    assert config["Entrypoint"] == [
-        "/usr/local/libexec/prefect-agent/tini",
-        "-g",
-        "--",
-        "/usr/local/bin/prefect-agent-entrypoint",
+    assert config["Entrypoint"] == [  # drops root, then execs tini -g -- the entrypoint
+        "/usr/local/libexec/prefect-agent/python",
+        "-I",
+        "-S",
+        "/usr/local/lib/prefect-agent/root-step.py",
+        "start",
     ]
-    assert config["User"] == "1000"
+    assert config["User"] == "0"  # only to add the socket's group: the entrypoint drops root
+    path = next(item for item in config["Env"] if item.startswith("PATH="))
+    assert path.startswith("PATH=/usr/local/libexec/prefect-agent/bin:")  # root-owned wrappers
+    assert "/opt/prefect/bin" not in path  # the runtime user's: never on root's PATH
+    assert not [item for item in config["Env"] if item.startswith("HOME=")]  # each user's own
     assert "EXTRA_CONDA_PACKAGES=" in config["Env"]
     assert "EXTRA_PIP_PACKAGES=" in config["Env"]
     assert "8080/tcp" in config["ExposedPorts"]

@@ -44,6 +44,7 @@ def test_make_run_starts_a_hardened_agent_with_a_restart_policy(
     environment.update(
         PREFECT__CLOUD__API=prefect_api.url,
         BOOTSTRAP_AGENT_ADDRESS=f"http://127.0.0.1:{free_port()}",
+        BOOTSTRAP_DOCKER_NETWORKS="host",  # flow runs reach the loopback server (it checks)
         DOCKER=docker_cli,
         HTTPS_PROXY="http://127.0.0.1:9",  # passed; the server (loopback) stays direct
         PIP_FIND_LINKS="/nowhere",  # not passed: only what the docs list
@@ -63,7 +64,7 @@ def test_make_run_starts_a_hardened_agent_with_a_restart_policy(
     assert host["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["NetworkMode"] == "host"
-    assert container.attrs["Config"]["User"] == "1000"
+    assert container.attrs["Config"]["User"] == "prefect"  # never root, from the start
     (agent,) = prefect_api.agents()
     assert agent["type"] == "DockerAgent"
     env = container.attrs["Config"]["Env"]

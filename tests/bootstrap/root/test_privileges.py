@@ -111,3 +111,21 @@ def test_the_root_owned_copy_in_the_image_is_complete(tmp_path: Path) -> None:
         [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_run_phase_finds_the_runtime_environment_first() -> None:
+    """Root's PATH (the image's) has only the root-owned wrappers; the run phase gets the
+    runtime environment's commands first, once."""
+    from bootstrap.root.privileges import run_phase_path
+
+    image_path = "/usr/local/libexec/prefect-agent/bin:/usr/local/bin:/usr/bin:/bin"
+    assert run_phase_path({"PATH": image_path}) == f"/opt/prefect/bin:{image_path}"
+    again = run_phase_path({"PATH": f"/opt/prefect/bin:{image_path}"})
+    assert again == f"/opt/prefect/bin:{image_path}"
+    assert run_phase_path({"PATH": "/usr/bin", "PREFECT_ENV": "/env"}) == "/env/bin:/usr/bin"
+
+
+def test_a_wrapper_without_a_command_says_so() -> None:
+    from bootstrap.root.privileges import run_as_user
+
+    assert run_as_user([]) == 2
