@@ -20,7 +20,9 @@ RUN_FOLLOW ?= true
 RUN_ARGS ?=
 # Where `make sbom` writes the image's SBOM.
 SBOM_FILE ?= sbom.cdx.json
-# The image runs as uid 1000: it gets the socket's group, no capabilities and no new privileges.
+# make run starts the agent as its runtime user straight away (the image's default, root,
+# only adds the socket's group and drops root): the socket's group, no capabilities, no new
+# privileges.
 DOCKER_SOCKET ?= /var/run/docker.sock
 
 # Build-args ---------------------------------------------------------------------------------
@@ -47,6 +49,11 @@ DOCKER ?= $(shell scripts/docker-cli.sh)
 VENV ?= .venv
 PYTHON ?= python3
 PYTEST_ARGS ?=
+# make test spreads the tests over this many pytest-xdist workers (tests/conftest.py says how
+# they are grouped): containers spend most of their time waiting, so 3 on 2 cores; 0: one
+# process, in order.
+TEST_WORKERS ?= 3
+XDIST = $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup)
 ENV_FILE ?= $(wildcard .env)
 
 # Build for another platform through QEMU emulation (`make build PLATFORM=linux/arm64`): the
@@ -140,7 +147,7 @@ run: engine ## Run the agent (replacing an earlier one) with a restart policy, t
 	$(DOCKER) run --detach --restart $(RUN_RESTART) \
 		--name $(RUN_NAME) --network host \
 		--volume $(DOCKER_SOCKET):/var/run/docker.sock \
-		--group-add "$$(stat -c %g $(DOCKER_SOCKET))" \
+		--user prefect --group-add "$$(stat -c %g $(DOCKER_SOCKET))" \
 		--cap-drop ALL --security-opt no-new-privileges \
 		--volume $(IMAGE)-cache:/var/cache/prefect-agent \
 		$(if $(ENV_FILE),--env-file $(ENV_FILE)) \
@@ -182,7 +189,7 @@ lint: venv ## Lint Python (ruff), the Dockerfile (hadolint) and shell scripts (s
 .PHONY: test
 test: lint tools build build-prod ## Run every test: unit, image, end-to-end (builds what they need), then test-prefect-1.4 and test-arm64
 	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
-		$(VENV)/bin/pytest $(PYTEST_ARGS)
+		$(VENV)/bin/pytest $(XDIST) $(PYTEST_ARGS)
 	$(MAKE) test-prefect-1.4
 	$(MAKE) test-arm64
 

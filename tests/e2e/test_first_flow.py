@@ -13,7 +13,8 @@ import pytest
 
 from testbed.docker import ROOT
 
-pytestmark = [pytest.mark.docker, pytest.mark.e2e]
+# the page's agent listens on the image's default health port (127.0.0.1:8080)
+pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.xdist_group("port-8080")]
 
 PAGE = ROOT / "docs" / "first-flow.md"
 AGENT = "first-agent"

@@ -12,7 +12,7 @@ import pytest
 from testbed.docker import HOST_SOCKET, socket_gid, wait_for_log
 from testbed.flow_runs import AGENT_READY
 
-pytestmark = [pytest.mark.docker, pytest.mark.arm64]
+pytestmark = [pytest.mark.docker, pytest.mark.arm64, pytest.mark.xdist_group("port-8080")]
 
 ARM64_IMAGE = os.environ.get("ARM64_IMAGE", "prefect-agent:prod-arm64")
 

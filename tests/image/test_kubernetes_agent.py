@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 import urllib.request
@@ -30,6 +29,7 @@ from prefect.storage import Local
 
 from bootstrap.kubernetes import access
 from prefect_api_double import registration
+from testbed.net import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -183,12 +183,6 @@ class FakeKubernetesApi:
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         request.wfile.write(data)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def permission(method: str, path: str) -> Tuple[str, str, str]:

@@ -12,7 +12,8 @@ import pytest
 from testbed.docker import HOST_SOCKET, socket_gid, wait_for_log
 from testbed.flow_runs import AGENT_READY
 
-pytestmark = pytest.mark.docker
+# agents on the image's default health port (127.0.0.1:8080): one at a time (tests/conftest.py)
+pytestmark = [pytest.mark.docker, pytest.mark.xdist_group("port-8080")]
 
 # Which process is the agent, and what its environment says: the agent is tini's grandchild.
 AGENT_ENVIRONMENT = """
