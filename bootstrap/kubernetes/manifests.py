@@ -110,7 +110,8 @@ def check_manifest_settings(settings: Settings, extra_env: Mapping[str, str]) ->
 def deployment(
     settings: Settings, api_url: str, extra_env: Optional[Mapping[str, str]] = None
 ) -> Dict[str, Any]:
-    container = agent_container(settings, agent_env(settings, api_url, extra_env))
+    env = agent_env(settings, api_url, extra_env)
+    container = agent_container(settings, env)
     volumes, mounts = pod.agent_scratch(settings)
     if mounts:
         container["volumeMounts"] = mounts
@@ -132,6 +133,7 @@ def deployment(
                     **pod.pull_secrets(settings),
                     **pod.agent_scheduling(settings),
                     "securityContext": pod.pod_security_context(settings),
+                    "initContainers": [flow_run_check(settings, env)],
                     "containers": [container],
                     **({"volumes": volumes} if volumes else {}),
                 },
@@ -195,6 +197,30 @@ def agent_container(settings: Settings, env: List[Dict[str, Any]]) -> Dict[str, 
         ),
     }
     return container
+
+
+FLOW_RUN_CHECK = "flow-run-check"
+
+
+def flow_run_check(settings: Settings, agent_env: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The init container that asks the server, from the flow runs' image and the agent's
+    API variables, what a flow run asks first (bootstrap.flowrun.reach), retrying for the
+    wait timeout: an agent whose flow runs could not reach the server never starts, and
+    ``kubectl logs <pod> -c flow-run-check`` says why."""
+    from bootstrap.flowrun.reach import PROBE, RETRY_ENV
+
+    api = [item for item in agent_env if item["name"].startswith("PREFECT__CLOUD__API")]
+    env = [*api, {"name": RETRY_ENV, "value": str(settings.wait_timeout)}]
+    return {
+        "name": FLOW_RUN_CHECK,
+        "image": require_image(settings),
+        **pod.pull_policy(settings),
+        "command": ["python", "-c", PROBE],
+        "env": env,
+        **env_from(settings),
+        "resources": pod.resources({"cpu": "50m", "memory": "64Mi"}, {"memory": "256Mi"}),
+        "securityContext": pod.container_security_context(settings, read_only_root=True),
+    }
 
 
 def env_from(settings: Settings) -> Dict[str, Any]:

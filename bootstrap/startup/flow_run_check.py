@@ -21,24 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from bootstrap.flowrun.reach import PROBE
 from bootstrap.util.errors import PreflightError
 from bootstrap.util.log import logger
 
-# Runs in the flow-run image: the check of a flow run's client (requests, proxies and CA
-# variables honoured), one line on stderr on failure.
-PROBE = """
-import os, sys
-url = os.environ["PREFECT__CLOUD__API"]
-try:
-    import requests
-    answer = requests.post(url, json={"query": "query { hello }"}, timeout=15)
-    answer.raise_for_status()
-    answer.json()["data"]["hello"]
-except Exception as exc:
-    text = (str(exc).splitlines() or [""])[0]
-    print(f"{type(exc).__name__}: {text}"[:400], file=sys.stderr)
-    sys.exit(1)
-"""
 CHECK_LABEL = "io.prefect-agent.flow-run-check"
 TIMEOUT = 60.0
 
@@ -127,7 +113,10 @@ def run_check(client: Any, spec: CheckContainer, timeout: float = TIMEOUT) -> Op
             return None
         output = client.logs(container, stdout=True, stderr=True).decode(errors="replace")
         lines = [line for line in output.splitlines() if line.strip()]
-        return lines[-1] if lines else f"the check exited {exit_code}"
+        if not lines:
+            return f"the check exited {exit_code}"
+        # the probe's line names the URL too: keep what went wrong
+        return lines[-1].partition(f"{spec.environment['PREFECT__CLOUD__API']}: ")[2] or lines[-1]
     finally:
         with contextlib.suppress(docker.errors.APIError):
             client.remove_container(container, force=True)

@@ -691,6 +691,37 @@ def test_setting_the_image_in_a_copy_of_the_base_changes_both_places(tmp_path: P
     assert (
         env_of(container)["BOOTSTRAP_KUBERNETES_IMAGE"]["value"] == "registry.example.org/agent:2.0"
     )
+    (check,) = deployment["spec"]["template"]["spec"]["initContainers"]
+    assert check["image"] == "registry.example.org/agent:2.0"  # the flow runs' image too
+
+
+def test_the_pod_first_checks_that_flow_runs_reach_the_server() -> None:
+    """The init container runs the flow runs' first request from their image, with the
+    agent's API variables, retrying for the wait timeout; run here as it would run there."""
+    settings = load_settings(
+        {"agent_type": "kubernetes", "kubernetes_image": "reg/agent:1", "wait_timeout": 30,
+         "kubernetes_api_key_secret": "prefect-key"}
+    )  # fmt: skip
+    objects = k8s.manifests(settings, "http://prefect-apollo.prefect:4200/graphql")
+    pod_spec = objects[3]["spec"]["template"]["spec"]
+    (check,) = pod_spec["initContainers"]
+    assert check["image"] == "reg/agent:1"
+    env = {item["name"]: item for item in check["env"]}
+    assert env["PREFECT__CLOUD__API"]["value"] == "http://prefect-apollo.prefect:4200/graphql"
+    assert env["PREFECT__CLOUD__API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "prefect-key"
+    assert env["PROBE_RETRY_SECONDS"]["value"] == "30.0"
+    assert check["securityContext"]["readOnlyRootFilesystem"] is True
+    # the command itself, against nothing: it fails naming the URL, after its retries
+    probe = {"PREFECT__CLOUD__API": "http://127.0.0.1:9/graphql", "PROBE_RETRY_SECONDS": "0"}
+    command = check["command"]
+    assert command[:2] == ["python", "-c"]
+    result = subprocess.run(
+        [sys.executable, "-c", command[2]], env=probe, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "flow runs cannot reach the Prefect Server at http://127.0.0.1:9/graphql" in (
+        result.stderr
+    )
 
 
 def test_an_overlay_namespace_moves_the_agent_and_its_binding(tmp_path: Path) -> None:
