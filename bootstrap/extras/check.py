@@ -36,10 +36,15 @@ def smoke_modules(core: Core) -> List[str]:
 
 
 def check_environment(
-    python: Path, tool: str, tool_path: str, core: Core, env: Mapping[str, str]
+    python: Path,
+    tool: str,
+    tool_path: str,
+    core: Core,
+    env: Mapping[str, str],
+    import_core: bool = True,
 ) -> Optional[str]:
-    """None if the installed distributions agree with each other and the core imports;
-    else what is wrong, in the checker's or the interpreter's own words."""
+    """None if the installed distributions agree with each other and (``import_core``) the
+    core imports; else what is wrong, in the checker's or the interpreter's own words."""
     if tool == "uv":
         argv = [tool_path, "pip", "check", "--python", str(python)]
     else:
@@ -50,7 +55,7 @@ def check_environment(
             result.output
         )
     modules = smoke_modules(core)
-    if not modules:
+    if not modules or not import_core:
         return None
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
     result = proc.run([str(python), "-c", code, *modules], env, timeout=CHECK_TIMEOUT)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from bootstrap.extras import fingerprint, journal, overlay, proc
+from bootstrap.extras import fingerprint, journal, overlay, proc, touched
 from bootstrap.extras.check import check_environment
 from bootstrap.extras.conda import choose_conda_installer
 from bootstrap.extras.conda_request import CondaRequest
@@ -106,7 +106,7 @@ def install(
                 transaction.back_up(step.plan.backups)
         planning = False
         apply_steps(steps)
-        check(env, installer_env, python, core)
+        check(env, installer_env, python, core, import_check_reason(target, transaction, steps))
         fingerprint.write(prefix, digest, details)
         commit_seconds = transaction.commit()
     except BaseException as exc:
@@ -224,17 +224,45 @@ def apply_steps(steps: List[Step]) -> None:
         )
 
 
-def check(env: ExtrasEnv, installer_env: Mapping[str, str], python: Path, core: Core) -> None:
-    """The installed packages agree with each other and the core still imports; else the
-    install is rolled back (raise)."""
+def import_check_reason(
+    target: TargetEnv, transaction: journal.Journal, steps: List[Step]
+) -> Optional[str]:
+    """Why the core must be imported to be trusted after this install (bootstrap.extras.
+    touched), or None: it only added distributions that cannot change those imports."""
+    prefix = target.prefix
+    site = str(target.purelib.relative_to(prefix))
+    before = set(transaction.entries)
+    files = touched.recorded_files(prefix, site, touched.new_dist_infos(prefix, site, before))
+    if files is None:
+        return "a new distribution's RECORD cannot be read"
+    removed = [f"{n} {v}".strip() for s in steps if s.plan for n, v in s.plan.changes.remove]
+    conda = any(step.todo for step in steps if step.installer.kind == "conda")
+    return touched.why_import_check(site, before, files, removed, conda)
+
+
+def check(
+    env: ExtrasEnv,
+    installer_env: Mapping[str, str],
+    python: Path,
+    core: Core,
+    import_reason: Optional[str] = "always",
+) -> None:
+    """The installed packages agree with each other and, if the install could have changed
+    what it imports (``import_reason``), the core still imports; else the install is rolled
+    back (raise)."""
     started = time.monotonic()
     checker = choose_pip_installer(env.environ, env.prefix, python, dict(installer_env))
-    problem = check_environment(python, checker.tool, checker.path, core, checker.env)
+    problem = check_environment(
+        python, checker.tool, checker.path, core, checker.env, import_core=bool(import_reason)
+    )
     if problem:
         raise ExtrasError(f"the extra packages broke the environment: {problem}")
     logger.info(
-        "Checked the environment in %.2f s: consistent, the core imports",
+        "Checked the environment in %.2f s: consistent, %s",
         time.monotonic() - started,
+        f"the core imports ({import_reason})"
+        if import_reason
+        else "only new distributions that cannot change the core's imports",
     )
 
 

@@ -157,3 +157,14 @@ def test_a_long_install_says_what_it_is_doing(env, environ, repo, log, monkeypat
     assert len(progress) >= 3, log
     assert progress[0].startswith("Installing the pip step (uv): still running after")
     assert "MB read so far" in progress[0]
+
+
+def test_a_plain_new_package_is_checked_without_importing_the_core(env, environ, log) -> None:
+    """Only new distributions, no .pth or shadowed names: uv pip check, no import check (the
+    import check of a fresh interpreter is most of the check's cost). The breaker above,
+    with a .pth, gets the full check."""
+    environ["EXTRA_PIP_PACKAGES"] = "steerable==1.0"
+    install_extras(environ, prefix=env)
+    checked = [line for line in log if line.startswith("Checked the environment")]
+    assert checked, log
+    assert "only new distributions that cannot change the core's imports" in checked[0]

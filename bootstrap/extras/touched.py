@@ -1,0 +1,99 @@
+"""Whether an install can have changed what the core imports, from what it touched: the
+check after an install imports the core in a fresh interpreter (2 s) only when it could have.
+
+An install that only *added* distributions (nothing removed, upgraded or overwritten, no
+conda step) changes what an ``import`` of the core finds only through
+
+- a ``.pth`` file, which every interpreter runs at start;
+- ``sitecustomize`` / ``usercustomize``, which every interpreter imports at start;
+- a top-level module or package under a name the environment has already (a package
+  directory ``yaml/`` beside a module ``yaml.py``: the finder may take the new one).
+
+If none of the added files is one of those, the core imports exactly the files it imported
+before, and the dependency check (``uv pip check``) is all that is left to run. The added
+files are read from the new distributions' own RECORDs; "before" is the undo journal's
+listing of the environment. Pure functions: the caller reads both.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from pathlib import Path
+from typing import Iterable, List, Optional, Set
+
+STARTUP_MODULES = ("sitecustomize", "usercustomize")
+_SUFFIX = re.compile(r"(\.cpython-[^.]+)?(\.abi3)?\.(py|pyc|so|pyd|pth)$")
+
+
+def top_level_name(name: str) -> Optional[str]:
+    """The importable name a site-packages entry provides (None: metadata, caches)."""
+    if name.endswith((".dist-info", ".egg-info", ".data")) or name in ("__pycache__", "."):
+        return None
+    return _SUFFIX.sub("", name) or None
+
+
+def why_import_check(
+    site: str,
+    before: Set[str],
+    added: Iterable[str],
+    removed: Iterable[str] = (),
+    conda_changed: bool = False,
+) -> Optional[str]:
+    """Why the core must be imported again to be trusted, or None. ``site``: site-packages
+    relative to the prefix; ``before``: every prefix-relative path before the install;
+    ``added``: the prefix-relative files the new distributions record."""
+    if conda_changed:
+        return "the conda step changed the environment"
+    removed = sorted(removed)
+    if removed:
+        return f"installed distributions were replaced or removed ({', '.join(removed)})"
+    existing = {
+        top
+        for path in before
+        if path.startswith(site + "/") and "/" not in path[len(site) + 1 :]
+        for top in [top_level_name(path[len(site) + 1 :])]
+        if top
+    }
+    for path in sorted(added):
+        if path in before:
+            return f"{path} existed and was overwritten"
+        if not path.startswith(site + "/"):
+            continue  # scripts and data files: not on the import path
+        first = path[len(site) + 1 :].split("/", 1)[0]
+        if path.endswith(".pth") and "/" not in path[len(site) + 1 :]:
+            return f"{path}: a .pth file runs in every interpreter"
+        top = top_level_name(first)
+        if top in STARTUP_MODULES:
+            return f"{path}: {top} runs in every interpreter"
+        if top in existing:
+            return f"{path}: the environment has a module {top!r} already"
+    return None
+
+
+def recorded_files(prefix: Path, site: str, dist_infos: Iterable[str]) -> Optional[List[str]]:
+    """The prefix-relative files the new distributions' RECORDs list (their dist-info
+    directories given prefix-relative); None if one cannot be read (then nothing is known)."""
+    files: List[str] = []
+    for dist_info in dist_infos:
+        try:
+            with (prefix / dist_info / "RECORD").open(newline="", encoding="utf-8") as handle:
+                rows = [row[0] for row in csv.reader(handle) if row and row[0]]
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return None
+        files += [os.path.normpath(os.path.join(site, row)) for row in rows]
+    return files
+
+
+def new_dist_infos(prefix: Path, site: str, before: Set[str]) -> List[str]:
+    """The dist-info directories in site-packages that were not there before."""
+    try:
+        names = os.listdir(prefix / site)
+    except OSError:
+        return []
+    return [
+        f"{site}/{name}"
+        for name in names
+        if name.endswith(".dist-info") and f"{site}/{name}" not in before
+    ]
