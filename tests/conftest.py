@@ -5,7 +5,8 @@ the suite is spread over pytest-xdist workers (``make test``: ``-n 3 --dist load
   containers) runs on one worker, so the fixture is set up once: its tests form one
   ``xdist_group`` named after the module (found from the fixtures, not listed by hand).
 - Tests that must not run beside each other say so with their own ``xdist_group`` mark
-  (e.g. ``port-8080``: an agent on the image's default health port).
+  (``port-8080``: an agent on the image's default health port; ``load``: dozens of
+  containers at once, or the server's clocks sped up).
 - The slowest tests are collected first, so that no worker starts one at the end.
 """
 

@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional
 from pydantic import BaseSettings, Field, validator
 
 from bootstrap.settings import rules
+from bootstrap.settings.kubernetes_rules import check_image_reference
 from bootstrap.settings.validation import blank_is_none, optional, rule
 from bootstrap.util.docker_units import parse_bytes, parse_cpus
 
@@ -97,6 +98,7 @@ class DockerSettings(BaseSettings):
     _blank_pull = rule("docker_pull_policy", "docker_config_file", pre=True, check=blank_is_none)
     _pull_policy = rule("docker_pull_policy", check=optional(rules.check_pull_policy))
     _blank_check_image = rule("docker_flow_run_check_image", pre=True, check=blank_is_none)
+    _check_image = rule("docker_flow_run_check_image", check=optional(check_image_reference))
     _check_mode = rule("docker_flow_run_check", check=rules.one_of("error", "warn", "off"))
     _config_file = rule("docker_config_file", check=optional(rules.check_absolute_path))
     _timeout = rule("docker_client_timeout", check=rules.check_positive)

@@ -71,6 +71,8 @@ STR_BAD = {
     "kubernetes_prefect_api": "not-a-url",
     "docker_memory": "lots",
     "docker_pull_policy": "sometimes",
+    "docker_flow_run_check": "sometimes",
+    "docker_flow_run_check_image": "no spaces allowed:1",
     "docker_config_file": "relative/config.json",
     "docker_shm_size": "2 gigs",
     "flow_run_max_memory": "-1g",
