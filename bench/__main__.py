@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from bench import plots
 from bench.harness import Context, update_docs, write_results
 
 
@@ -36,6 +37,7 @@ def main() -> int:
         ctx.suite = name
         importlib.import_module(f"bench.suite_{name}").run(ctx)
     write_results(ctx)
+    plots.draw(ctx)
     if not args.no_docs:
         update_docs(ctx)
     return 0

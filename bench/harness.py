@@ -52,6 +52,7 @@ class Context:
     def __init__(self, repeat: int):
         self.repeat = repeat
         self.figures: Dict[str, Figure] = {}
+        self.components: Dict[str, float] = {}  # the prod image by component, MB (image)
         self.suite = ""
         image = os.environ.get("IMAGE", "prefect-agent")
         self.dev_image = f"{image}:{os.environ.get('DEV_TAG', 'dev')}"
@@ -107,6 +108,7 @@ def write_results(ctx: Context) -> None:
         "repeat": ctx.repeat,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "figures": [asdict(figure) for figure in ctx.figures.values()],
+        "prod_components_mb": {name: round(mb, 1) for name, mb in ctx.components.items()},
     }
     RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
 

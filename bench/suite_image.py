@@ -110,6 +110,22 @@ class Builder:
         out = self.shell(image, BREAKDOWN, "/opt/prefect")
         return {key: float(value) for key, value in (line.split() for line in out.splitlines())}
 
+    def components(self, image: str) -> Dict[str, float]:
+        """MB of every entry of the environment's site-packages and bin/, and the rest of
+        the environment (the image's other layers are a few kB)."""
+        script = (
+            'site=$(/opt/prefect/bin/python -c "import sysconfig; '
+            "print(sysconfig.get_paths()['purelib'])\")\n"
+            'cd "$site" && du -sb -- * | sed "s|^|site |"\n'
+            "du -sb /opt/prefect/bin | sed 's|^|bin |'\n"
+            "du -sb /opt/prefect | sed 's|^|env |'\n"
+        )
+        sizes: Dict[str, float] = {}
+        for line in self.shell(image, script).splitlines():
+            kind, size, name = line.split(None, 2)
+            sizes["bin/" if kind == "bin" else "env" if kind == "env" else name] = int(size) / 1e6
+        return sizes
+
     def biggest_packages(self, image: str, count: int = 10) -> str:
         script = (
             'cd "$(/opt/prefect/bin/python -c "import sysconfig; '
@@ -226,7 +242,13 @@ def _measure(ctx: Context, builder: Builder, tree: Path, baseline: Path) -> None
         unit="MB",
         baseline="size_baseline_cached",
     )
+    ctx.components = _by_component(builder.components(f"{TAG}:prod"), base_mb)  # for the plot
+    print("  prod by component (MB): " + ", ".join(
+        f"{name} {mb:.0f}" for name, mb in ctx.components.items()
+    ), flush=True)  # fmt: skip
     ctx.record("bytes_prod_native", "prod: native code (.so)", [parts["prod"]["native"]], "MB")
+    ctx.record("bytes_prod_env", "prod: /opt/prefect", [parts["prod"]["env"]], "MB")
+    ctx.record("bytes_baseline_env", "baseline: its environment", [parts["baseline"]["env"]], "MB")
     ctx.record("bytes_prod_pyc", "prod: bytecode (.pyc)", [parts["prod"]["bytecode"]], "MB")
     ctx.record("bytes_baseline_pyc", "baseline: bytecode", [parts["baseline"]["bytecode"]], "MB")
     ctx.record("bytes_baseline_tests", "baseline: test suites", [parts["baseline"]["tests"]], "MB")
@@ -248,6 +270,18 @@ def _measure(ctx: Context, builder: Builder, tree: Path, baseline: Path) -> None
         baseline="build_cold_dev",
         goal="< 15 s",
     )
+
+
+COMPONENT_FLOOR = 10.0  # MB: smaller entries are summed as "the rest"
+
+
+def _by_component(sizes: Dict[str, float], base_mb: float) -> Dict[str, float]:
+    """The prod image by component, largest first: the base, every entry of the
+    environment of at least COMPONENT_FLOOR MB, the rest of the environment."""
+    env = sizes.pop("env")
+    named = {name: mb for name, mb in sizes.items() if mb >= COMPONENT_FLOOR}
+    ordered = dict(sorted(named.items(), key=lambda item: -item[1]))
+    return {"base image": base_mb, **ordered, "the rest": env - sum(named.values())}
 
 
 def _indent(text: str) -> str:
