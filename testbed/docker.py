@@ -140,15 +140,23 @@ def wait_for_log(
 
 
 def wait_for_health(container: Container, timeout: float = 120) -> str:
-    """Wait for Docker's health status to leave 'starting'; return it."""
+    """Wait for Docker's health status to leave 'starting'; return it, and for "healthy"
+    only once the check probed the agent (its last output ends ": ok ..."), so that a check
+    that found no agent to look at is not taken for a healthy one."""
     deadline = time.monotonic() + timeout
+    status = "starting"
     while time.monotonic() < deadline:
         container.reload()
-        status = container.attrs["State"].get("Health", {}).get("Status", "none")
-        if status != "starting" or container.status == "exited":
+        health = container.attrs["State"].get("Health", {})
+        status = health.get("Status", "none")
+        log = health.get("Log") or []
+        probed = bool(log) and ": ok" in (log[-1].get("Output") or "")
+        if (status == "healthy" and probed) or status not in ("starting", "healthy"):
+            return status
+        if container.status == "exited":
             return status
         time.sleep(0.5)
-    return "starting"
+    return status if status != "healthy" else "healthy, but no probe of the agent seen"
 
 
 def resolve_base_image(docker_cli: str) -> str:

@@ -63,6 +63,8 @@ class Capacity:
     limit: int = 0
     live: Dict[str, bool] = field(default_factory=dict)  # run id -> a child
     deploying: Set[str] = field(default_factory=set)  # admitted, deploy not ended yet
+    admitted_at: Dict[str, int] = field(default_factory=dict)  # run id -> admission number
+    admissions: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def admit(self, run_id: str, child: bool) -> bool:
@@ -75,6 +77,8 @@ class Capacity:
             else:
                 return False
             self.deploying.add(run_id)
+            self.admissions += 1
+            self.admitted_at[run_id] = self.admissions
             return True
 
     def hold(self, run_id: str) -> None:
@@ -86,6 +90,7 @@ class Capacity:
         with self.lock:
             self.live.pop(run_id, None)
             self.deploying.discard(run_id)
+            self.admitted_at.pop(run_id, None)
 
     def deployed(self, run_id: str, created: bool) -> None:
         """The deploy of an admitted run ended: keep its slot if it made its container or
@@ -94,13 +99,27 @@ class Capacity:
             self.deploying.discard(run_id)
             if not created:
                 self.live.pop(run_id, None)
+                self.admitted_at.pop(run_id, None)
 
-    def sync(self, found: Mapping[str, bool]) -> None:
-        """Take what the cluster says is alive (run id -> a child) as the truth, keeping the
-        runs being deployed now (their Job may not be listed yet)."""
+    def listing(self) -> int:
+        """Call before listing what is alive; hand the number to :meth:`sync`."""
         with self.lock:
-            deploying = {run: self.live.get(run, False) for run in self.deploying}
-            self.live = {**found, **deploying}
+            return self.admissions
+
+    def sync(self, found: Mapping[str, bool], since: int) -> None:
+        """Take what the cluster said is alive (run id -> a child; listed after
+        :meth:`listing` returned ``since``) as the truth, keeping the runs being deployed
+        and those admitted since the listing began (their Job may be missing from it)."""
+        with self.lock:
+            recent = {
+                run: self.live.get(run, False)
+                for run, number in self.admitted_at.items()
+                if run in self.deploying or number > since
+            }
+            self.live = {**found, **recent}
+            self.admitted_at = {
+                run: number for run, number in self.admitted_at.items() if run in self.live
+            }
 
     def snapshot(self) -> Dict[str, bool]:
         with self.lock:

@@ -22,13 +22,24 @@ OWNER_LABEL = "prefect-agent.lume-services.org/agent-id"
 CHILD_LABEL = "prefect-agent.lume-services.org/child"
 
 
+def finished(job: Any) -> bool:
+    """A Job is done when Kubernetes says so (its Complete or Failed condition): a failed pod
+    of a template with retries (backoffLimit > 0) is not the end of it."""
+    status = job.status
+    if status is None:
+        return False
+    done = [c for c in status.conditions or [] if c.type in ("Complete", "Failed")]
+    if done:
+        return any(condition.status == "True" for condition in done)
+    return bool(status.succeeded)
+
+
 def live_runs(jobs: Any) -> Dict[str, bool]:
     """Run id -> a child, for the Jobs (a V1JobList) that have not finished."""
     live: Dict[str, bool] = {}
     for job in jobs.items:
         labels = job.metadata.labels or {}
-        finished = job.status is not None and (job.status.succeeded or job.status.failed)
-        if RUN_LABEL in labels and not finished:
+        if RUN_LABEL in labels and not finished(job):
             live[labels[RUN_LABEL]] = labels.get(CHILD_LABEL) == "true"
     return live
 
@@ -62,10 +73,11 @@ class KubernetesCapacity:
             wrap(KubernetesAgent, "_deploy_flow_run", self.admitted)
 
     def sync(self, agent: Any) -> None:
+        since = self.capacity.listing()
         jobs = agent.batch_client.list_namespaced_job(
             namespace=agent.namespace, label_selector=f"{OWNER_LABEL}={agent_id(agent)}"
         )
-        self.capacity.sync(live_runs(jobs))
+        self.capacity.sync(live_runs(jobs), since)
 
     def labelled(self, original):
         def generate_job_spec(agent, flow_run, *args, **kwargs):

@@ -13,7 +13,10 @@ where no agent listens. The check therefore looks at the container's main proces
 Nothing is taken from the agent's command line: a label or option there cannot point the
 check elsewhere. Standard library only: the image's HEALTHCHECK runs this module with an
 interpreter and a copy of it that only root can write (``python -I -S``), whoever the
-container's user is.
+container's user is. Started as root (the image's user), it becomes the runtime user before
+it reads anything the agent wrote: the run directory is that user's alone (root without
+CAP_DAC_OVERRIDE, as the compose file runs it, could not even look), and what it names is
+that user's to choose.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ def check(
 
 
 def _probe(url: str, timeout: float) -> Verdict:
+    if not url.startswith("http://"):
+        return Verdict(False, f"{url!r}: not the agent's http:// health server")
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http only
             status, body = response.status, response.read(4096)
@@ -106,6 +111,16 @@ def _probe(url: str, timeout: float) -> Verdict:
 
 def main() -> int:
     """Print the verdict; exit 0 if healthy (Docker's HEALTHCHECK contract)."""
+    import os
+
+    from bootstrap.root.privileges import RUNTIME_USER_ENV, drop_privileges
+    from bootstrap.util.errors import BootstrapError
+
+    try:
+        drop_privileges(os.environ.get(RUNTIME_USER_ENV), Path("/nonexistent"), always=True)
+    except BootstrapError as exc:
+        print(f"cannot check as the runtime user: {exc}")
+        return 1
     verdict = check(main_process(), read_agent_info())
     print(verdict.reason)
     sys.stdout.flush()

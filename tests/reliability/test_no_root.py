@@ -67,7 +67,8 @@ def fire_the_health_check(container) -> None:
     assert test[0] == "CMD"
     user = container.attrs["Config"].get("User") or ""
     code, output = container.exec_run(test[1:], user=user)
-    assert code == 0, output.decode()  # the agent is healthy: the check really ran
+    assert code == 0, output.decode()  # the agent is healthy: the check really ran,
+    assert "/api/health: ok" in output.decode()  # and probed it (not "no agent here")
 
 
 def restart(container) -> None:

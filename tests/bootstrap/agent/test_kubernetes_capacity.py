@@ -37,14 +37,16 @@ def jobs(*specs: Dict) -> kubernetes.client.V1JobList:
 
 
 def test_the_runs_alive_are_the_jobs_not_finished() -> None:
+    failed = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}
     found = jobs(
         {"run": "a"},
         {"run": "b", "child": True},
         {"run": "c", "status": {"succeeded": 1}},
-        {"run": "d", "status": {"failed": 1}},
+        {"run": "d", "status": {"failed": 1, "conditions": [failed]}},
         {"run": "e", "status": {}},  # created, no pod yet: it holds its slot
+        {"run": "f", "status": {"failed": 1, "active": 1}},  # a retry of its own template
     )
-    assert live_runs(found) == {"a": False, "b": True, "e": False}
+    assert live_runs(found) == {"a": False, "b": True, "e": False, "f": False}
 
 
 def test_a_job_carries_its_agent_and_whether_it_is_a_child() -> None:
@@ -132,3 +134,17 @@ def test_a_job_being_created_holds_its_slot_before_the_cluster_lists_it() -> Non
     assert polled(agent, ["r2"]) == []
     capacity.capacity.deployed("r1", created=False)
     assert [r.id for r in polled(agent, ["r2"])] == ["r2"]
+
+
+def test_a_job_created_while_the_cluster_is_listed_keeps_its_slot() -> None:
+    """The listing began before r1's Job existed and ended after its deploy did: r1 is in
+    neither the listing nor the runs being deployed, and still holds its slot."""
+    cluster = Cluster()
+    capacity, agent, polled, _ = hooked(1, cluster)
+    since = capacity.capacity.listing()
+    assert capacity.capacity.admit("r1", child=False)
+    cluster.jobs.append({"run": "r1"})
+    capacity.capacity.deployed("r1", created=True)
+    capacity.capacity.sync(live_runs(jobs()), since)  # the listing taken before r1's Job
+    assert capacity.capacity.snapshot() == {"r1": False}
+    assert polled(agent, ["r2"]) == []  # the next poll lists r1's Job: still full
