@@ -21,5 +21,8 @@ if [ -z "${HOME:-}" ] || [ "$HOME" = / ]; then
     # write there)
     HOME=$(getent passwd "${PREFECT_AGENT_USER:-prefect}" | cut -d: -f6)
 fi
-export PATH HOME
+# the package caches: the runtime user's (never in the image's environment, which a root
+# docker exec gets)
+: "${XDG_CACHE_HOME:=/var/cache/prefect-agent}" "${CONDA_PKGS_DIRS:=/var/cache/prefect-agent/conda/pkgs}"
+export PATH HOME XDG_CACHE_HOME CONDA_PKGS_DIRS
 exec prefect-agent-bootstrap entrypoint -- "$@"

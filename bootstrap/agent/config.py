@@ -26,7 +26,7 @@ class LauncherConfig:
     failed_container_retention: float = 86400.0  # seconds a failed run's container is kept
     max_flow_runs: int = 0  # flow runs alive at once (bootstrap.agent.capacity); 0: no limit
     docker_defaults: Dict[str, Any] = field(default_factory=dict)  # create_host_config kwargs
-    pull_policy: str = "IfNotPresent"  # bootstrap.agent.image_pull
+    pull_policy: Optional[str] = None  # bootstrap.agent.image_pull (None: its default rule)
     pull_attempts: int = 3
     docker_config_file: Optional[str] = None  # a path: the credentials stay in the file
 

@@ -36,9 +36,25 @@ class RunAlreadyStarted(RuntimeError):
     expects of a lost race ("State update failed"), so the agent skips the run quietly."""
 
 
+RUNTIME_USER_ENV = "PREFECT_AGENT_USER"  # in this image's Env: its runtime user
+
+
+def runtime_user(image_config: Dict[str, Any]) -> Optional[str]:
+    """The user a flow run of ``image_config`` (``docker inspect``'s Config) starts as: an
+    image of this kind starts as root only to give its user a Docker socket, which flow runs
+    have none of, so they start as that user (and need no capability to drop root: a run
+    config with ``cap_drop: [ALL]`` works). Other images: as they say (None)."""
+    for item in image_config.get("Env") or []:
+        name, _, value = item.partition("=")
+        if name == RUNTIME_USER_ENV and value:
+            return value
+    return None
+
+
 def own_docker_client(agent: Any, client: Any, defaults: Optional[Dict[str, Any]] = None) -> Any:
     """Make ``client`` (the agent's docker.APIClient) create containers the agent owns, with
-    the resource ``defaults`` under each run's own host_config."""
+    the resource ``defaults`` under each run's own host_config, as the image's runtime user
+    (:func:`runtime_user`)."""
     import docker
 
     create_host_config = client.create_host_config
@@ -59,6 +75,13 @@ def own_docker_client(agent: Any, client: Any, defaults: Optional[Dict[str, Any]
             return create_container(image, *args, labels=labels, **kw)
         labels[OWNER_LABEL] = agent_id(agent)
         kw["name"] = supervision.container_name(run_id)
+        if "user" not in kw:
+            try:
+                user = runtime_user(client.inspect_image(image).get("Config") or {})
+            except docker.errors.APIError:  # no such image: create_container says so
+                user = None
+            if user:
+                kw["user"] = user
         for _ in range(2):
             try:
                 created = create_container(image, *args, labels=labels, **kw)

@@ -23,7 +23,18 @@ from typing import Any, Callable, Dict, Iterable, Optional
 logger = logging.getLogger("bootstrap.agent")
 
 POLICIES = ("IfNotPresent", "Always", "Never")
-DEFAULT_POLICY = "IfNotPresent"
+
+
+def default_policy(image: str) -> str:
+    """The policy when none is set, Kubernetes' rule: ``Always`` for an image of a registry
+    (a name with a ``/``, which prefect 1.2.4 pulled on every run) tagged ``latest`` or
+    untagged, so that a new ``latest`` is run; ``IfNotPresent`` otherwise."""
+    from docker.utils import parse_repository_tag
+
+    if "@" in image:
+        return "IfNotPresent"
+    repository, tag = parse_repository_tag(image)
+    return "Always" if "/" in repository and tag in (None, "latest") else "IfNotPresent"
 
 
 class ImagePullFailed(RuntimeError):
@@ -89,7 +100,7 @@ def check_config_file(path: str) -> None:
 
 @dataclass
 class ImagePuller:
-    policy: str = DEFAULT_POLICY
+    policy: Optional[str] = None  # None: default_policy(image)
     attempts: int = 3
     config_file: Optional[str] = None
     on_pull: Callable[[str, float], None] = lambda outcome, seconds: None
@@ -99,7 +110,8 @@ class ImagePuller:
         """Make ``image`` present on the engine of ``client`` (a docker.APIClient) as the
         policy says, or raise :class:`ImagePullFailed`."""
         present = self._present(client, image)
-        if not needs_pull(self.policy, present):
+        policy = self.policy or default_policy(image)
+        if not needs_pull(policy, present):
             if not present:
                 raise ImagePullFailed(
                     f"Image {image} is not on the agent's Docker engine and "
@@ -115,7 +127,7 @@ class ImagePuller:
             raise
         seconds = time.monotonic() - started
         self.on_pull("pulled", seconds)
-        logger.info("Pulled image %s in %.1f s (policy %s)", image, seconds, self.policy)
+        logger.info("Pulled image %s in %.1f s (policy %s)", image, seconds, policy)
 
     def _present(self, client: Any, image: str) -> bool:
         import docker
@@ -146,7 +158,7 @@ class ImagePuller:
         try:
             for attempt in retrying:
                 with attempt:
-                    logger.info("Pulling image %s (policy %s) ...", image, self.policy)
+                    logger.info("Pulling image %s ...", image)
                     try:
                         lines = client.pull(image, stream=True, decode=True, auth_config=auth)
                         error = stream_error(lines)

@@ -81,6 +81,25 @@ def job_failure(
     return None
 
 
+RUNTIME_UID = 1000  # the image's runtime user (its USER is root, for the Docker socket)
+
+
+def run_as_runtime_user(job: dict, uid: int = RUNTIME_UID) -> dict:
+    """A pod that must not run as root (``runAsNonRoot``) but names no user: give it the
+    image's runtime user. The image's USER is root, which the kubelet would refuse to start
+    ("image will run as root"); the agent's own template names the user already, a run's
+    own ``job_template`` may not."""
+    pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+    context = pod.get("securityContext") or {}
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    contexts = [context, *((c.get("securityContext") or {}) for c in containers)]
+    if any("runAsUser" in each for each in contexts):
+        return job
+    if any(each.get("runAsNonRoot") for each in contexts):
+        pod["securityContext"] = {**context, "runAsUser": uid}
+    return job
+
+
 def clear_finished_job(agent: Any, name: str, wait: float = 30.0) -> None:
     """A finished Job of an earlier attempt of the same run (kept: kubernetes_delete_finished_jobs
     off) would make prefect take the new attempt as submitted: delete it first."""
@@ -186,7 +205,7 @@ def install(metrics: Any, max_flow_runs: int = 0) -> None:
         def generate_job_spec(agent, flow_run, *args, **kwargs):
             job = original(agent, flow_run, *args, **kwargs)
             job["metadata"]["name"] = job_name(flow_run.id)
-            return job
+            return run_as_runtime_user(job)
 
         return generate_job_spec
 

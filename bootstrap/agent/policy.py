@@ -207,7 +207,7 @@ def check_job(job: Mapping[str, Any], policy: Policy) -> Optional[Refusal]:
     account = pod.get("serviceAccountName") or pod.get("serviceAccount")
     if account and account != policy.service_account:
         checks.append(("service-account", f"serviceAccountName {account}"))
-    for container in pod.get("containers") or []:
+    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
         checks.append(("resources", _limits_above_ceilings(container, policy.ceilings)))
     for rule, detail in checks:
         if detail and not policy.allows(rule):

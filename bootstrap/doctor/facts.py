@@ -12,19 +12,22 @@ from bootstrap.doctor.findings import Facts
 SERVER = "query { api { version core_version backend } }"
 TENANTS = "query { tenant(order_by: {name: asc}) { id name slug } }"
 PROJECTS = "query { project(order_by: {name: asc}) { id name tenant_id } }"
-AGENTS = "query { agent { id name type labels core_version last_queried } }"
+AGENTS = "query { agent { id name type labels core_version last_queried tenant_id } }"
+# The states the server's queue hands to agents (Scheduled and its kinds), by the start
+# time of that state, as get_runs_in_queue orders them.
+QUEUED_STATES = ["Scheduled", "Queued", "Retrying", "Resume", "Paused"]
 LATE = (
-    'query($before: timestamptz) { flow_run(where: {state: {_eq: "Scheduled"}, '
-    "scheduled_start_time: {_lt: $before}}, order_by: {scheduled_start_time: asc}, limit: 50)"
-    " { id labels scheduled_start_time flow { name } } }"
+    "query($before: timestamptz, $states: [String!]) { flow_run(where: {state: {_in: "
+    "$states}, state_start_time: {_lt: $before}}, order_by: {state_start_time: asc}, "
+    "limit: 50) { id labels state state_start_time tenant_id flow { name } } }"
 )
 SUBMITTED = (
     'query($before: timestamptz) { flow_run(where: {state: {_eq: "Submitted"}, '
     "state_timestamp: {_lt: $before}}, order_by: {state_timestamp: asc}, limit: 50)"
-    " { id labels state_timestamp agent_id flow { name } } }"
+    " { id labels state_timestamp agent_id tenant_id flow { name } } }"
 )
 FLOWS = "query { flow(where: {archived: {_eq: false}}) { name core_version run_config } }"
-TIMESTAMPS = ("last_queried", "scheduled_start_time", "state_timestamp")
+TIMESTAMPS = ("last_queried", "state_start_time", "state_timestamp")
 
 
 def parse_time(value: Optional[str]) -> Optional[datetime.datetime]:
@@ -60,7 +63,7 @@ def gather(
     facts.projects = _rows(api, PROJECTS, "project")
     facts.agents = _rows(api, AGENTS, "agent")
     late = (now - datetime.timedelta(seconds=late_after)).isoformat()
-    facts.late = _rows(api, LATE, "flow_run", before=late)
+    facts.late = _rows(api, LATE, "flow_run", before=late, states=QUEUED_STATES)
     stuck = (now - datetime.timedelta(seconds=submitted_after)).isoformat()
     facts.submitted = _rows(api, SUBMITTED, "flow_run", before=stuck)
     images = set()

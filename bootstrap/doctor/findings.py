@@ -117,13 +117,31 @@ def agent_findings(facts: Facts) -> List[Finding]:
 def late_findings(facts: Facts) -> List[Finding]:
     found = []
     running = [agent for agent in facts.agents if active(agent, facts.now)]
+    names = {tenant["id"]: tenant["name"] for tenant in facts.tenants}
     for run in facts.late:
         wanted = run.get("labels") or []
-        takers = [a for a in running if can_take(a.get("labels") or [], wanted)]
+        tenant = run.get("tenant_id")
+        here = [a for a in running if a.get("tenant_id") == tenant]
+        takers = [a for a in here if can_take(a.get("labels") or [], wanted)]
         head = (
-            f"flow run {run['id']} ({_flow(run)}) Late: scheduled "
-            f"{ago(run['scheduled_start_time'], facts.now)}"
+            f"flow run {run['id']} ({_flow(run)}) Late: {run.get('state') or 'Scheduled'} "
+            f"since {ago(run.get('state_start_time'), facts.now)}"
         )
+        elsewhere = [
+            a for a in running if a not in here and can_take(a.get("labels") or [], wanted)
+        ]
+        if not takers and elsewhere:
+            polled = ", ".join(
+                f"{a.get('name')} (tenant {names.get(a.get('tenant_id'), a.get('tenant_id'))})"
+                for a in elsewhere
+            )
+            why = [
+                f"agent(s) {polled} have its labels but poll another tenant than the run's, "
+                f"{names.get(tenant, tenant)}: set BOOTSTRAP_TENANT (or "
+                "PREFECT__CLOUD__TENANT_ID) on the agent"
+            ]
+            found.append(Finding("PROBLEM", head + ": no agent of its tenant has its labels", why))
+            continue
         if takers:
             names = ", ".join(sorted(a.get("name") or "?" for a in takers))
             why = (
@@ -133,12 +151,12 @@ def late_findings(facts: Facts) -> List[Finding]:
             found.append(Finding("note", head, [why]))
             continue
         details = [f"run labels:   {labels(wanted)}"]
-        for agent in running:
+        for agent in here:
             missing = sorted(set(wanted) - set(agent.get("labels") or []))
             lack = f" lacks {', '.join(missing)}" if missing else " has labels, the run none"
             details.append(f"agent {agent.get('name')}: {labels(agent.get('labels'))}{lack}")
-        if not running:
-            details.append("no agent is running")
+        if not here:
+            details.append("no agent of its tenant is running")
         found.append(Finding("PROBLEM", head + ": no running agent has its labels", details))
     return found
 

@@ -9,6 +9,12 @@ conda step) changes what an ``import`` of the core finds only through
 - a top-level module or package under a name the environment has already (a package
   directory ``yaml/`` beside a module ``yaml.py``: the finder may take the new one).
 
+- a module the core imports only when it is there (requests tries ``simplejson``, urllib3
+  ``brotli``): the image build records every top-level name the core asked for and did
+  not find (``optional-imports.txt`` in the environment's state directory);
+- anything else on the import path (a wheel's ``.data`` may write into ``lib/pythonX.Y``);
+- entry points other than commands (plugins the core may discover).
+
 If none of the added files is one of those, the core imports exactly the files it imported
 before, and the dependency check (``uv pip check``) is all that is left to run. The added
 files are read from the new distributions' own RECORDs; "before" is the undo journal's
@@ -24,6 +30,8 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Set
 
 STARTUP_MODULES = ("sitecustomize", "usercustomize")
+COMMAND_GROUPS = ("console_scripts", "gui_scripts")  # entry points that only make commands
+OPTIONAL_IMPORTS = ".prefect-agent/optional-imports.txt"  # in the environment (the build)
 _SUFFIX = re.compile(r"(\.cpython-[^.]+)?(\.abi3)?\.(py|pyc|so|pyd|pth)$")
 
 
@@ -40,12 +48,21 @@ def why_import_check(
     added: Iterable[str],
     removed: Iterable[str] = (),
     conda_changed: bool = False,
+    optional: Optional[Set[str]] = None,
+    plugin_groups: Iterable[str] = (),
 ) -> Optional[str]:
     """Why the core must be imported again to be trusted, or None. ``site``: site-packages
     relative to the prefix; ``before``: every prefix-relative path before the install;
-    ``added``: the prefix-relative files the new distributions record."""
+    ``added``: the prefix-relative files the new distributions record; ``optional``: the
+    core's optional imports (None: not known, so every install is checked);
+    ``plugin_groups``: the new distributions' entry-point groups."""
     if conda_changed:
         return "the conda step changed the environment"
+    if optional is None:
+        return "the core's optional imports are not on record"
+    plugins = sorted(set(plugin_groups) - set(COMMAND_GROUPS))
+    if plugins:
+        return f"new entry points ({', '.join(plugins)}): plugins the core may load"
     removed = sorted(removed)
     if removed:
         return f"installed distributions were replaced or removed ({', '.join(removed)})"
@@ -60,7 +77,9 @@ def why_import_check(
         if path in before:
             return f"{path} existed and was overwritten"
         if not path.startswith(site + "/"):
-            continue  # scripts and data files: not on the import path
+            if path.startswith("lib/"):  # lib/pythonX.Y, lib-dynload: on the import path
+                return f"{path}: outside site-packages, on the import path"
+            continue  # commands (bin/) and data (share/): not on the import path
         first = path[len(site) + 1 :].split("/", 1)[0]
         if path.endswith(".pth") and "/" not in path[len(site) + 1 :]:
             return f"{path}: a .pth file runs in every interpreter"
@@ -69,7 +88,29 @@ def why_import_check(
             return f"{path}: {top} runs in every interpreter"
         if top in existing:
             return f"{path}: the environment has a module {top!r} already"
+        if top in optional:
+            return f"{path}: the core imports {top!r} when it is there"
     return None
+
+
+def optional_imports(prefix: Path) -> Optional[Set[str]]:
+    """The core's optional imports, as the image build recorded them (None: no record)."""
+    try:
+        return set((prefix / OPTIONAL_IMPORTS).read_text().split())
+    except OSError:
+        return None
+
+
+def entry_point_groups(prefix: Path, dist_infos: Iterable[str]) -> Set[str]:
+    """The entry-point groups (``[console_scripts]`` ...) the new distributions declare."""
+    groups: Set[str] = set()
+    for dist_info in dist_infos:
+        try:
+            text = (prefix / dist_info / "entry_points.txt").read_text(errors="replace")
+        except OSError:
+            continue
+        groups |= {line.strip()[1:-1] for line in text.splitlines() if line.strip()[:1] == "["}
+    return groups
 
 
 def recorded_files(prefix: Path, site: str, dist_infos: Iterable[str]) -> Optional[List[str]]:

@@ -232,12 +232,17 @@ def import_check_reason(
     prefix = target.prefix
     site = str(target.purelib.relative_to(prefix))
     before = set(transaction.entries)
-    files = touched.recorded_files(prefix, site, touched.new_dist_infos(prefix, site, before))
+    new = touched.new_dist_infos(prefix, site, before)
+    files = touched.recorded_files(prefix, site, new)
     if files is None:
         return "a new distribution's RECORD cannot be read"
     removed = [f"{n} {v}".strip() for s in steps if s.plan for n, v in s.plan.changes.remove]
     conda = any(step.todo for step in steps if step.installer.kind == "conda")
-    return touched.why_import_check(site, before, files, removed, conda)
+    return touched.why_import_check(
+        site, before, files, removed, conda,
+        optional=touched.optional_imports(prefix),
+        plugin_groups=touched.entry_point_groups(prefix, new),
+    )  # fmt: skip
 
 
 def check(

@@ -32,6 +32,10 @@ RUNTIME_USER_ENV = "PREFECT_AGENT_USER"
 # The runtime environment's commands: first on the run phase's PATH, never on root's (the
 # runtime user owns them; the image's PATH has root-owned wrappers instead).
 RUNTIME_BIN_ENV = "PREFECT_ENV"
+# The package caches of the run phase (mount a volume at CACHE to keep them): the runtime
+# user's, so never in the image's environment, which a root `docker exec` gets.
+CACHE = "/var/cache/prefect-agent"
+RUN_PHASE_CACHES = {"XDG_CACHE_HOME": CACHE, "CONDA_PKGS_DIRS": f"{CACHE}/conda/pkgs"}
 
 
 @dataclass(frozen=True)
@@ -161,9 +165,13 @@ def _as_runtime_user(argv: Sequence[str], always: bool, quiet: bool = False) -> 
     except BootstrapError as exc:
         logger.error("%s", exc)
         return exc.exit_code
-    # (still root only for an owner-only socket, and not from a wrapper: the container is
-    # root then, there is no second user to protect)
+    if always and os.getuid() == 0:  # a runtime user that is root: refuse, never run as it
+        logger.error("%s names a root user: not running %s as root", RUNTIME_USER_ENV, argv[0])
+        return 1
+    # still root here only for a socket only root may use (docs/security.md: what remains)
     os.environ["PATH"] = run_phase_path(os.environ)
+    for name, value in RUN_PHASE_CACHES.items():
+        os.environ.setdefault(name, value)
     try:
         os.execvp(argv[0], list(argv))
     except OSError as exc:

@@ -31,9 +31,10 @@ class DockerSettings(BaseSettings):
     )
     docker_pull_policy: Optional[str] = Field(
         None,
-        description="When the agent pulls a flow run's image: IfNotPresent (default: only "
-        "when the engine lacks it), Always (every run; for mutable tags), Never (images "
-        "built or loaded on the host).",
+        description="When the agent pulls a flow run's image: IfNotPresent (only when the "
+        "engine lacks it), Always (every run; for mutable tags), Never (images built or "
+        "loaded on the host). Unset: Always for a registry image tagged latest or untagged, "
+        "IfNotPresent for the rest (Kubernetes' rule).",
     )
     docker_pull_attempts: int = Field(
         3, ge=1, le=10, description="Attempts at pulling an image before its run ends Failed."
@@ -106,6 +107,27 @@ class DockerSettings(BaseSettings):
     _volume = rule("docker_volumes", each_item=True, check=rules.check_volume)
     _network = rule("docker_networks", each_item=True, check=rules.check_network)
 
+    @validator("docker_memory")
+    def _memory_ceiling(cls, value: Optional[str], values: Dict[str, Any]) -> Optional[str]:
+        rules.within_ceiling(
+            value, values.get("flow_run_max_memory"), parse_bytes, "BOOTSTRAP_FLOW_RUN_MAX_MEMORY"
+        )
+        return value
+
+    @validator("docker_cpus")
+    def _cpus_ceiling(cls, value: Optional[float], values: Dict[str, Any]) -> Optional[float]:
+        rules.within_ceiling(
+            value, values.get("flow_run_max_cpus"), float, "BOOTSTRAP_FLOW_RUN_MAX_CPUS"
+        )
+        return value
+
+    @validator("docker_pids_limit")
+    def _pids_ceiling(cls, value: Optional[int], values: Dict[str, Any]) -> Optional[int]:
+        rules.within_ceiling(
+            value, values.get("flow_run_max_pids"), int, "BOOTSTRAP_FLOW_RUN_MAX_PIDS"
+        )
+        return value
+
     @validator("docker_pull_policy")
     def _one_pull_rule(cls, policy: Optional[str], values: Dict[str, Any]) -> Optional[str]:
         if values.get("docker_no_pull") and policy not in (None, "Never"):
@@ -114,8 +136,9 @@ class DockerSettings(BaseSettings):
             )
         return policy
 
-    def pull_policy(self) -> str:
-        """The policy in force (BOOTSTRAP_DOCKER_NO_PULL is Never; unset: IfNotPresent)."""
+    def pull_policy(self) -> Optional[str]:
+        """The policy in force (BOOTSTRAP_DOCKER_NO_PULL is Never; None: the default rule,
+        bootstrap.agent.image_pull.default_policy)."""
         if self.docker_no_pull:
             return "Never"
-        return self.docker_pull_policy or "IfNotPresent"
+        return self.docker_pull_policy

@@ -237,6 +237,15 @@ class KubernetesSettings(BaseSettings):
             raise ValueError(f"{problem} (Kubernetes refuses such a container)")
         return value
 
+    @validator("kubernetes_job_cpu_limit", "kubernetes_job_memory_limit")
+    def _within_ceiling(cls, value: Optional[str], values: Dict[str, Any], field: Any):
+        cpu = "_cpu_" in field.name
+        name = "flow_run_max_cpus" if cpu else "flow_run_max_memory"
+        rules.within_ceiling(
+            value, values.get(name), _quantity if cpu else _bytes, f"BOOTSTRAP_{name.upper()}"
+        )
+        return value
+
     @validator("kubernetes_run_as_user", "kubernetes_run_as_group")
     def _non_root_id(cls, value: int) -> int:
         if not 1 <= value <= 2**31 - 1:
@@ -262,3 +271,19 @@ class KubernetesSettings(BaseSettings):
         "kubernetes_job_priority_class",
         check=optional(partial(k8s.check_dns_subdomain, what="PriorityClass name")),
     )
+
+
+def _quantity(value: Any) -> float:
+    from kubernetes.utils import parse_quantity
+
+    return float(parse_quantity(str(value)))
+
+
+def _bytes(value: Any) -> float:
+    """A Kubernetes quantity (2Gi) or, for the ceiling, a Docker size (2g), in bytes."""
+    from bootstrap.util.docker_units import parse_bytes
+
+    try:
+        return float(parse_bytes(value))
+    except ValueError:
+        return _quantity(value)

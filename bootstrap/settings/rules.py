@@ -9,7 +9,7 @@ SettingsError naming the setting and where it came from.
 from __future__ import annotations
 
 import re
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 from urllib.parse import urlsplit
 
 # C0 and C1 controls, and the bidirectional ones that make text read other than it is.
@@ -199,3 +199,15 @@ def check_http_url(value: Optional[str]) -> Optional[str]:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
     return value
+
+
+def within_ceiling(
+    value: object, ceiling: object, parse: Callable[[object], float], setting: str
+) -> None:
+    """A default above its ceiling (BOOTSTRAP_FLOW_RUN_MAX_*) would be given to runs the
+    policy must refuse (Kubernetes) or let past the ceiling (Docker): refuse it. ``parse``
+    takes either to one unit."""
+    if value is None or ceiling is None:
+        return
+    if parse(value) > parse(ceiling):
+        raise ValueError(f"{value} is above {setting}={ceiling}: a default must fit its ceiling")

@@ -35,7 +35,13 @@ def test_runs_asking_for_the_host_fail_by_rule_and_create_nothing(
     within = stand.run(
         stand.register(
             "squares.py",
-            host_config={"binds": [f"{FLOWS}:{FLOWS_IN_CONTAINER}:ro"], "mem_limit": "1g"},
+            # no capability at all: the flow run starts as the runtime user, not as root
+            # dropping root (which that would forbid)
+            host_config={
+                "binds": [f"{FLOWS}:{FLOWS_IN_CONTAINER}:ro"],
+                "mem_limit": "1g",
+                "cap_drop": ["ALL"],
+            },
         ),
         parameters={"n": 1},
     )

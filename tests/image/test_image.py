@@ -79,6 +79,9 @@ def test_image_metadata(docker_client: docker.DockerClient, any_image: str) -> N
     assert path.startswith("PATH=/usr/local/libexec/prefect-agent/bin:")  # root-owned wrappers
     assert "/opt/prefect/bin" not in path  # the runtime user's: never on root's PATH
     assert not [item for item in config["Env"] if item.startswith("HOME=")]  # each user's own
+    # the runtime user's caches are the run phase's: a root docker exec reads none of them
+    caches = ("XDG_CACHE_HOME=", "CONDA_PKGS_DIRS=")
+    assert not [item for item in config["Env"] if item.startswith(caches)]
     assert "EXTRA_CONDA_PACKAGES=" in config["Env"]
     assert "EXTRA_PIP_PACKAGES=" in config["Env"]
     assert "8080/tcp" in config["ExposedPorts"]

@@ -71,7 +71,7 @@ def test_the_pull_policy_reaches_the_launcher_and_prefect_never_pulls() -> None:
         assert prefect_parse(launch.argv)["no_pull"] is True
         return launcher_config(settings, {}, {})
 
-    assert launcher().pull_policy == "IfNotPresent"
+    assert launcher().pull_policy is None  # image_pull.default_policy decides per image
     assert launcher(docker_no_pull=True).pull_policy == "Never"  # the alias
     assert launcher(docker_no_pull=True, docker_pull_policy="never").pull_policy == "Never"
     config = launcher(

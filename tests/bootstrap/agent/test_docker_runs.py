@@ -30,10 +30,18 @@ def conflict() -> docker.errors.APIError:
 class Engine:
     """What the agent's APIClient answers, recorded."""
 
-    def __init__(self, existing_status=None) -> None:
-        """``existing_status``: the run's container the engine has already (None: none)."""
+    def __init__(self, existing_status=None, images=None) -> None:
+        """``existing_status``: the run's container the engine has already (None: none);
+        ``images``: image -> its Config's Env."""
         self.created, self.renamed, self.removed = [], [], []
+        self.users = []
         self.existing_status = existing_status
+        self.images = images or {}
+
+    def inspect_image(self, image):
+        if image not in self.images:
+            raise docker.errors.ImageNotFound(f"No such image: {image}")
+        return {"Config": {"Env": self.images[image], "User": "0"}}
 
     def create_host_config(self, **options):
         return options
@@ -42,6 +50,7 @@ class Engine:
         if self.existing_status is not None:
             raise conflict()
         self.created.append((name, labels))
+        self.users.append(kw.get("user"))
         return {"Id": "new"}
 
     def inspect_container(self, name):
@@ -188,3 +197,15 @@ def test_a_success_is_removed_and_the_run_left_alone() -> None:
     assert DockerRuns(agent, engine, 60).handle("id").remove
     assert engine.removed == [f"id-{container_name(RUN)}-0"]
     assert agent.client.set == []
+
+
+def test_a_flow_run_of_this_image_starts_as_its_runtime_user() -> None:
+    """This image starts as root only for the agent's Docker socket: flow runs start as the
+    runtime user, and a run config dropping every capability still works. Other images, and
+    a missing one (whose error create_container reports), as they are."""
+    ours = ["PATH=/usr/bin", "PREFECT_AGENT_USER=prefect"]
+    engine = Engine(images={"prefect-agent:prod": ours, "python:3.11": ["PATH=/usr/bin"]})
+    client = own_docker_client(Agent(), engine)
+    for image in ("prefect-agent:prod", "python:3.11", "missing:1"):
+        client.create_container(image, labels={RUN_LABEL: RUN})
+    assert engine.users == ["prefect", None, None]

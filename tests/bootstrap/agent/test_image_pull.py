@@ -170,3 +170,28 @@ def test_a_config_file_that_is_not_one_is_refused_without_its_content(tmp_path) 
     with pytest.raises(ValueError, match="No such file"):
         check_config_file(str(tmp_path / "missing.json"))
     check_config_file(docker_config(tmp_path, "r.example.org", "u", "p"))
+
+
+@pytest.mark.parametrize(
+    ("image", "policy"),
+    [
+        ("registry.example.org/lume/flows:latest", "Always"),
+        ("lume/flows", "Always"),  # untagged: latest
+        ("lume/flows:1.0", "IfNotPresent"),
+        ("prefect-agent:prod", "IfNotPresent"),  # a local name: prefect never pulled those
+        ("prefect-agent", "IfNotPresent"),
+        ("lume/flows@sha256:" + "a" * 64, "IfNotPresent"),
+    ],
+)
+def test_without_a_policy_latest_from_a_registry_is_always_pulled(image, policy) -> None:
+    from bootstrap.agent.image_pull import default_policy
+
+    assert default_policy(image) == policy
+
+
+def test_without_a_policy_each_image_gets_its_own() -> None:
+    engine = Engine(images=["lume/flows:latest", "lume/flows:1.0"])
+    pulls = puller()
+    pulls.ensure(engine, "lume/flows:latest")
+    pulls.ensure(engine, "lume/flows:1.0")
+    assert [pull["image"] for pull in engine.pulls] == ["lume/flows:latest"]

@@ -107,3 +107,21 @@ def test_an_unreachable_server_exits_3(prefect_api_env) -> None:
     )
     assert result.returncode == 3, result.stdout + result.stderr
     assert "127.0.0.1:9" in result.stderr
+
+
+def test_an_agent_of_another_tenant_is_named_as_the_reason(
+    prefect_api, prefect_api_env, stand
+) -> None:
+    """The agent has the run's labels but polls another tenant: Late for ever."""
+    tenant, _ = stand
+    other = prefect_api.create_tenant("Other", "other")
+    prefect_api.create_project("elsewhere", other)
+    flow = load_flow(str(FLOWS / "squares.py"))
+    flow.run_config = DockerRun(image="prefect-agent:prod", labels=["lume"])
+    flow_id = register_flow(flow, prefect_api.url, "elsewhere", tenant_id=other, build=False)
+    run = create_flow_run(prefect_api.url, flow_id=flow_id, tenant_id=other, labels=["lume"])
+    result = doctor(prefect_api_env, "--late-after", "0")
+    assert result.returncode == 1, result.stdout + result.stderr
+    head = next(line for line in result.stdout.splitlines() if run in line)
+    assert "no agent of its tenant has its labels" in head
+    assert "lume-agent (tenant LUME) have its labels but poll another tenant" in result.stdout

@@ -159,12 +159,35 @@ def test_a_long_install_says_what_it_is_doing(env, environ, repo, log, monkeypat
     assert "MB read so far" in progress[0]
 
 
+def record_optional_imports(env: Path, *names: str) -> None:
+    """What the image build writes: the names the core imports when they are there."""
+    record = env / ".prefect-agent" / "optional-imports.txt"
+    record.parent.mkdir(exist_ok=True)
+    record.write_text("".join(f"{name}\n" for name in names))
+
+
+def checked_line(log: List[str]) -> str:
+    checked = [line for line in log if line.startswith("Checked the environment")]
+    assert checked, log
+    return checked[0]
+
+
 def test_a_plain_new_package_is_checked_without_importing_the_core(env, environ, log) -> None:
     """Only new distributions, no .pth or shadowed names: uv pip check, no import check (the
     import check of a fresh interpreter is most of the check's cost). The breaker above,
     with a .pth, gets the full check."""
+    record_optional_imports(env, "simplejson")
     environ["EXTRA_PIP_PACKAGES"] = "steerable==1.0"
     install_extras(environ, prefix=env)
-    checked = [line for line in log if line.startswith("Checked the environment")]
-    assert checked, log
-    assert "only new distributions that cannot change the core's imports" in checked[0]
+    assert "only new distributions that cannot change the core's imports" in checked_line(log)
+
+
+def test_a_package_the_core_would_import_gets_the_full_check(env, environ, log) -> None:
+    """requests imports simplejson if it is there: a new package of such a name changes
+    what the core does (steerable stands in for it here)."""
+    record_optional_imports(env, "simplejson", "steerable")
+    environ["EXTRA_PIP_PACKAGES"] = "steerable==1.0"
+    install_extras(environ, prefix=env)
+    line = checked_line(log)
+    assert "consistent, the core imports (" in line  # it was imported
+    assert "the core imports 'steerable' when it is there" in line  # and why

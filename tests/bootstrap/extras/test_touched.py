@@ -42,9 +42,16 @@ def test_the_name_an_entry_provides(name, top) -> None:
     assert top_level_name(name) == top
 
 
+OPTIONAL = {"simplejson", "brotli"}  # what the core imports when it is there
+
+
 def test_new_distributions_with_new_names_skip_the_import_check() -> None:
     added = [f"{SITE}/rich/__init__.py", f"{SITE}/rich-13.0.dist-info/RECORD", "bin/rich"]
-    assert why_import_check(SITE, BEFORE, added) is None
+    assert why_import_check(SITE, BEFORE, added, optional=OPTIONAL) is None
+    commands = why_import_check(
+        SITE, BEFORE, added, optional=OPTIONAL, plugin_groups=["console_scripts"]
+    )
+    assert commands is None
 
 
 @pytest.mark.parametrize(
@@ -58,14 +65,25 @@ def test_new_distributions_with_new_names_skip_the_import_check() -> None:
         (["bin/prefect"], [], False, "bin/prefect existed and was overwritten"),
         ([], ["pydantic 1.10.27"], False, "replaced or removed (pydantic 1.10.27)"),
         ([], [], True, "the conda step changed the environment"),
+        ([f"{SITE}/simplejson/__init__.py"], [], False, "imports 'simplejson' when it is there"),
+        (["lib/python3.11/sitecustomize.py"], [], False, "outside site-packages"),
     ],
     ids=["pth", "sitecustomize", "module-beside-package", "package-beside-module",
-         "overwritten", "script-overwritten", "upgrade", "conda"],
+         "overwritten", "script-overwritten", "upgrade", "conda", "optional-import",
+         "data-on-the-path"],
 )  # fmt: skip
 def test_anything_that_can_change_the_cores_imports_keeps_the_check(
     added, removed, conda, reason
 ) -> None:
-    assert reason in why_import_check(SITE, BEFORE, added, removed, conda)
+    assert reason in why_import_check(SITE, BEFORE, added, removed, conda, optional=OPTIONAL)
+
+
+def test_plugins_and_an_unknown_core_keep_the_check() -> None:
+    added = [f"{SITE}/newplugin/__init__.py"]
+    assert "plugins the core may load" in why_import_check(
+        SITE, BEFORE, added, optional=OPTIONAL, plugin_groups=["console_scripts", "fsspec.specs"]
+    )
+    assert "optional imports are not on record" in why_import_check(SITE, BEFORE, added)
 
 
 def test_the_added_files_come_from_the_new_records(tmp_path: Path) -> None:

@@ -386,4 +386,9 @@ def test_the_ceilings_are_the_default_limits_and_a_run_past_them_is_refused(
     assert check_job(unlimited, policy).detail == (
         "container flow: no memory limit, above the agent's ceiling (2048Mi)"
     )
+    sidecar = {"name": "fetch", "image": "busybox"}  # an init container counts too
+    plain["spec"]["template"]["spec"]["initContainers"] = [sidecar]
+    assert check_job(plain, policy).detail == (
+        "container fetch: no memory limit, above the agent's ceiling (2048Mi)"
+    )
     kubernetes_validate.validate(plain, kubernetes_validate.latest_version(), strict=True)

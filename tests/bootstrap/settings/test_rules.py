@@ -80,3 +80,28 @@ def test_flow_run_policy_settings() -> None:
         load_settings({"flow_run_allow": ["gpus"]})
     with pytest.raises(SettingsError, match="is not an absolute host path"):
         load_settings({"flow_run_allowed_paths": ["data"]})
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"docker_memory": "2g", "flow_run_max_memory": "1g"}, "BOOTSTRAP_FLOW_RUN_MAX_MEMORY=1g"),
+        ({"docker_cpus": 3, "flow_run_max_cpus": 2}, "BOOTSTRAP_FLOW_RUN_MAX_CPUS=2.0"),
+        ({"docker_pids_limit": 500, "flow_run_max_pids": 100}, "BOOTSTRAP_FLOW_RUN_MAX_PIDS=100"),
+        (
+            {"kubernetes_job_memory_limit": "3Gi", "flow_run_max_memory": "2g"},
+            "BOOTSTRAP_FLOW_RUN_MAX_MEMORY=2g",
+        ),
+        (
+            {"kubernetes_job_cpu_limit": "2500m", "flow_run_max_cpus": 2},
+            "BOOTSTRAP_FLOW_RUN_MAX_CPUS=2.0",
+        ),
+    ],
+)
+def test_a_default_above_its_ceiling_is_refused(values, named) -> None:
+    """Every run would get it: past the ceiling (Docker) or refused by it (Kubernetes)."""
+    with pytest.raises(SettingsError, match="a default must fit its ceiling") as refusal:
+        load_settings(values)
+    assert named in str(refusal.value)
+    fitting = {key: value for key, value in values.items() if key.startswith("flow_run_max")}
+    load_settings(fitting)  # the ceiling alone is fine
