@@ -113,7 +113,7 @@ def test_an_agent_of_another_tenant_is_named_as_the_reason(
     prefect_api, prefect_api_env, stand
 ) -> None:
     """The agent has the run's labels but polls another tenant: Late for ever."""
-    tenant, _ = stand
+    assert stand  # the agent of tenant LUME, labelled lume, docker
     other = prefect_api.create_tenant("Other", "other")
     prefect_api.create_project("elsewhere", other)
     flow = load_flow(str(FLOWS / "squares.py"))
