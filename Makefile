@@ -187,11 +187,28 @@ lint: venv ## Lint Python (ruff), the Dockerfile (hadolint) and shell scripts (s
 	$(VENV)/bin/shellcheck scripts/*.sh prefect-agent-docker/*.sh .ci/run
 
 .PHONY: test
-test: lint tools build build-prod ## Run every test: unit, image, end-to-end (builds what they need), then test-prefect-1.4 and test-arm64
+test: ## Run every test: unit, image, end-to-end (builds what they need), then test-prefect-1.4 and test-arm64
+	@# Everything the tests need, side by side: lint, the host tools (downloads), the images
+	@# (dev then prod, then prefect 1.4.1's) and the arm64 image (QEMU), one log each.
+	$(MAKE) --no-print-directory -j 4 --output-sync=target lint tools images image-1.4 image-arm64
 	IMAGE=$(IMAGE) DEV_TAG=$(DEV_TAG) PROD_TAG=$(PROD_TAG) DOCKER=$(DOCKER) \
 		$(VENV)/bin/pytest $(XDIST) $(PYTEST_ARGS)
 	$(MAKE) test-prefect-1.4
 	$(MAKE) test-arm64
+
+.PHONY: images
+images: engine ## Build the dev image, then the prod image
+	$(MAKE) --no-print-directory build
+	$(MAKE) --no-print-directory build-prod
+
+# The images of make test's last part, built while the others are (their targets below then
+# find them in the build cache).
+.PHONY: image-1.4 image-arm64
+image-1.4: images
+	$(MAKE) --no-print-directory build-prod PREFECT_VERSION=$(PREFECT_1_4) PROD_TAG=$(PREFECT_1_4_TAG)
+image-arm64: engine
+	$(MAKE) --no-print-directory build-prod PLATFORM=linux/arm64 PROD_TAG=$(PROD_TAG)-arm64 \
+		LOCAL_BASE_IMAGE=$(LOCAL_BASE_IMAGE)-arm64
 
 # The last Prefect 1.x release (what lume-services' main branch pins): a second prod image,
 # with the prod image tests and the first-flow walkthrough (registration, agent, flow run).

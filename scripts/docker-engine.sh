@@ -28,8 +28,8 @@ fi
 if ! command -v dockerd >/dev/null 2>&1; then
     echo "docker-engine: installing Debian's docker.io ..." >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+    flock /var/lock/prefect-agent-apt.lock apt-get update -qq
+    flock /var/lock/prefect-agent-apt.lock apt-get install -y -qq --no-install-recommends docker.io >/dev/null
 fi
 
 echo "docker-engine: starting dockerd (host networking only), log in $DOCKERD_LOG" >&2

@@ -30,8 +30,8 @@ fi
 if ! command -v "qemu-$qemu-static" >/dev/null 2>&1 || ! command -v update-binfmts >/dev/null 2>&1; then
     echo "emulation: installing qemu-user-static and binfmt-support ..." >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends qemu-user-static binfmt-support >/dev/null
+    flock /var/lock/prefect-agent-apt.lock apt-get update -qq
+    flock /var/lock/prefect-agent-apt.lock apt-get install -y -qq --no-install-recommends qemu-user-static binfmt-support >/dev/null
 fi
 if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
     mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc

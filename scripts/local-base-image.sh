@@ -29,8 +29,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "local-base-image: installing ${missing[*]} ..." >&2
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        flock /var/lock/prefect-agent-apt.lock apt-get update -qq
+        flock /var/lock/prefect-agent-apt.lock apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
         echo "error: ${missing[*]} is needed to build a base image offline (apt-get install ${missing[*]})" >&2
         exit 1

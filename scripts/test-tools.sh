@@ -20,8 +20,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     echo "test-tools: installing ${missing[*]} from Debian ..." >&2
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    flock /var/lock/prefect-agent-apt.lock apt-get update -qq
+    flock /var/lock/prefect-agent-apt.lock apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 RENOVATE_VERSION=${RENOVATE_VERSION:-41.173.1}

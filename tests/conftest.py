@@ -6,7 +6,7 @@ the suite is spread over pytest-xdist workers (``make test``: ``-n 3 --dist load
   ``xdist_group`` named after the module (found from the fixtures, not listed by hand).
 - Tests that must not run beside each other say so with their own ``xdist_group`` mark
   (``port-8080``: an agent on the image's default health port; ``load``: dozens of
-  containers at once, or the server's clocks sped up).
+  containers at once).
 - The slowest tests are collected first, so that no worker starts one at the end.
 """
 

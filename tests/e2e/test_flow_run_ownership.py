@@ -32,9 +32,7 @@ from testbed.flow_runs import (
 )
 from testbed.packages import PackageServer, build_repo
 
-# Dozens of containers at once, or clocks sped up: one such test at a time ("load" group,
-# tests/conftest.py), beside lighter ones.
-pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.xdist_group("load")]
+pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
 # Lazarus' 10 minutes are 10 s here: longer than a heartbeat (1 s) can be late on a loaded
 # host, shorter than the slow install (25 s) it must leave alone.

@@ -18,8 +18,8 @@ from testbed.agent_stand import DockerAgentStand
 from testbed.flow_runs import AliveContainers, assert_ran_exactly_once, wait_final
 from tests.helpers.figures import figure
 
-# Dozens of containers at once, or clocks sped up: one such test at a time ("load" group,
-# tests/conftest.py), beside lighter ones.
+# Dozens of containers at once: one such test at a time ("load" group, tests/conftest.py),
+# beside lighter ones.
 pytestmark = [pytest.mark.reliability, pytest.mark.docker, pytest.mark.xdist_group("load")]
 
 RUNS = 100

@@ -13,8 +13,8 @@ from testbed.net import free_port
 from tests.helpers.containers import assert_no_traceback
 from tests.helpers.figures import figure
 
-# Dozens of containers at once, or clocks sped up: one such test at a time ("load" group,
-# tests/conftest.py), beside lighter ones.
+# Dozens of containers at once: one such test at a time ("load" group, tests/conftest.py),
+# beside lighter ones.
 pytestmark = [pytest.mark.reliability, pytest.mark.docker, pytest.mark.xdist_group("load")]
 
 AGENTS = 8
