@@ -29,6 +29,16 @@ def flow_run_containers(docker_client, run_id: str):
     )
 
 
+def logs_saying(api, run_id: str, text: str) -> str:
+    """The run's logs once they say ``text`` (the agent writes them just after the state)."""
+
+    def logs() -> str:
+        return "\n".join(log["message"] for log in api.logs(run_id))
+
+    PrefectApiDouble.wait_until(lambda: text in logs(), 30, what=f"{text!r} in the run's logs")
+    return logs()
+
+
 def failed_message(api, run_id: str) -> str:
     run = api.flow_run(run_id)
     assert run["state"] == "Failed", state_names(api, run_id)
@@ -57,8 +67,7 @@ def test_a_killed_flow_run_container_fails_its_run_with_the_exit(
         print(f"container killed -> run Failed: {seconds:.2f} s")
         message = failed_message(prefect_api, run_id)
         assert "exited 137: killed (SIGKILL)" in message, message
-        logs = "\n".join(log["message"] for log in prefect_api.logs(run_id))
-        assert "last lines of output" in logs
+        logs = logs_saying(prefect_api, run_id, "last lines of output")
         assert "e2e: sleeping" in logs
         container.reload()
         assert container.status == "exited"  # kept for docker logs
