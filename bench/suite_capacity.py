@@ -40,7 +40,6 @@ def run(ctx: Context) -> None:
             f"{RUNS} queued runs drained, {label}: runs per minute",
             [per_minute],
             unit="runs/min",
-            baseline="capacity_stock_stock" if limit is None else None,
             note=f"at most {most} flow-run containers alive; {polls:.1f} polls per run",
         )
     stock = ctx.figures["capacity_stock_stock"].value
