@@ -30,13 +30,18 @@ LAST_MATCH = {"projects"}
 # (phase key, label, from marker, to marker), in order
 PHASES: List[Tuple[str, str, str, str]] = [
     ("create", "docker run -d: container created", "run_d", "created"),
-    ("start", "engine starts it (namespaces, mounts, tini)", "created", "started"),
-    ("entrypoint", "entrypoint: sh, Python, bootstrap imports", "started", "entrypoint"),
-    ("user", "root dropped (socket group added)", "entrypoint", "user"),
-    ("exec_run", "extras checked (none), run goes on in-process", "user", "run"),
+    ("start", "engine starts it (namespaces, mounts)", "created", "started"),
+    ("user", "root step: socket group added, root dropped", "started", "user"),
+    ("entrypoint", "tini, entrypoint: sh, Python, bootstrap imports", "user", "entrypoint"),
+    ("exec_run", "extras checked (none), run goes on in-process", "entrypoint", "run"),
     ("server", "Prefect Server answered (query hello)", "run", "server"),
     ("projects", "tenant and projects found", "server", "projects"),
-    ("agent_exec", "preflight (Docker engine), exec the agent", "projects", "agent_exec"),
+    (
+        "agent_exec",
+        "preflight: Docker engine, a flow run reaches the server",
+        "projects",
+        "agent_exec",
+    ),
     ("registered", "agent: import prefect, register_agent", "agent_exec", "registered"),
     ("healthy", "agent: health server answers", "registered", "healthy"),
 ]

@@ -11,6 +11,7 @@
 #   build.sh share-with-group PREFIX            group 0 may do what the owner may (OpenShift)
 #   build.sh sbom PREFIX OUTPUT VERSION TARGET BASE   CycloneDX SBOM of PREFIX and the base
 #   build.sh wrap-commands PREFIX DIR           root-owned wrappers of PREFIX/bin's commands
+#   build.sh record-optional-imports PREFIX     the core's optional imports (extras check)
 #   build.sh with-ca COMMAND...                 run COMMAND trusting the extra CA, if any
 #
 # The extra CA certificate (for TLS-intercepting proxies) arrives as the BuildKit secret
@@ -148,6 +149,14 @@ install_bootstrap_wheel() {
         "$prefix/bin/prefect-agent-bootstrap"
     touch -h -d "@$REPRODUCIBLE_MTIME" "$prefix/bin"
     "$prefix/bin/python" -m compileall -q "$site/bootstrap"
+    record_optional_imports "$prefix"
+}
+
+# What the core imports when it is there (requests: simplejson): the extras check imports
+# the core again after an install that adds one (bootstrap.extras.touched). Once everything
+# is installed; -B: no bytecode of what it imports besides the image's own.
+record_optional_imports() {
+    "$1/bin/python" -B -m bootstrap.extras.touched
 }
 
 install_lume_services() {
@@ -252,6 +261,7 @@ case "$command" in
     share-with-group) share_with_group "$@" ;;
     sbom) sbom "$@" ;;
     wrap-commands) wrap_commands "$@" ;;
+    record-optional-imports) record_optional_imports "$@" ;;
     install-bootstrap-wheel) install_bootstrap_wheel "$@" ;;
     with-ca) with_ca "$@" ;;
     *) die "unknown step '$command'" ;;

@@ -101,20 +101,23 @@ class Capacity:
                 self.live.pop(run_id, None)
                 self.admitted_at.pop(run_id, None)
 
-    def listing(self) -> int:
-        """Call before listing what is alive; hand the number to :meth:`sync`."""
+    def listing(self) -> Tuple[int, frozenset]:
+        """Call before listing what is alive; hand what it returns to :meth:`sync`."""
         with self.lock:
-            return self.admissions
+            return self.admissions, frozenset(self.deploying)
 
-    def sync(self, found: Mapping[str, bool], since: int) -> None:
+    def sync(self, found: Mapping[str, bool], since: Tuple[int, frozenset]) -> None:
         """Take what the cluster said is alive (run id -> a child; listed after
-        :meth:`listing` returned ``since``) as the truth, keeping the runs being deployed
-        and those admitted since the listing began (their Job may be missing from it)."""
+        :meth:`listing` returned ``since``) as the truth, keeping the runs that were being
+        deployed when the listing began or still are, and those admitted since (their Job
+        may be missing from it). A deploy that made nothing has left ``live`` already."""
+        admissions, deploying_then = since
         with self.lock:
             recent = {
-                run: self.live.get(run, False)
+                run: self.live[run]
                 for run, number in self.admitted_at.items()
-                if run in self.deploying or number > since
+                if run in self.live
+                and (run in self.deploying or run in deploying_then or number > admissions)
             }
             self.live = {**found, **recent}
             self.admitted_at = {

@@ -116,6 +116,8 @@ def launcher_config(
         pull_policy=settings.pull_policy(),
         pull_attempts=settings.docker_pull_attempts,
         docker_config_file=settings.docker_config_file,
+        kubernetes_image=settings.kubernetes_image,
+        kubernetes_run_as_user=settings.kubernetes_run_as_user,
     )
 
 

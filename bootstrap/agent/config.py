@@ -29,6 +29,9 @@ class LauncherConfig:
     pull_policy: Optional[str] = None  # bootstrap.agent.image_pull (None: its default rule)
     pull_attempts: int = 3
     docker_config_file: Optional[str] = None  # a path: the credentials stay in the file
+    # Kubernetes: this image (flow runs' default) and the uid its pods run as
+    kubernetes_image: Optional[str] = None
+    kubernetes_run_as_user: int = 1000
 
     def to_env(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

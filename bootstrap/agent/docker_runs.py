@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Set
@@ -22,6 +23,7 @@ from bootstrap.agent import supervision
 from bootstrap.agent.capacity import Capacity
 from bootstrap.agent.hooks import agent_id
 from bootstrap.agent.supervision import OWNER_LABEL, RUN_LABEL, ContainerExit, Verdict
+from bootstrap.util.engine import docker_engine_url, socket_path
 
 logger = logging.getLogger("bootstrap.agent")
 RUN_STATE = "query($id: uuid!) { flow_run_by_pk(id: $id) { state } }"
@@ -51,10 +53,36 @@ def runtime_user(image_config: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def own_docker_client(agent: Any, client: Any, defaults: Optional[Dict[str, Any]] = None) -> Any:
+def binds_a_docker_socket(binds: Any) -> bool:
+    """Whether host_config ``binds`` (the SDK's dict ``{source: {"bind": ...}}`` or list of
+    ``source:target[:mode]``) give the container a Docker socket."""
+    if isinstance(binds, dict):
+        sources = list(binds)
+    else:
+        sources = [str(each).split(":", 1)[0] for each in binds or []]
+    return any(source.rstrip("/").endswith("docker.sock") for source in sources)
+
+
+def socket_group(base_url: Optional[str]) -> Optional[int]:
+    """The group of the agent's own Docker socket (None: a TCP engine, or none there)."""
+    path = socket_path(docker_engine_url(base_url, os.environ))
+    try:
+        return path.stat().st_gid if path is not None else None
+    except OSError:
+        return None
+
+
+def own_docker_client(
+    agent: Any,
+    client: Any,
+    defaults: Optional[Dict[str, Any]] = None,
+    docker_socket_gid: Optional[int] = None,
+) -> Any:
     """Make ``client`` (the agent's docker.APIClient) create containers the agent owns, with
     the resource ``defaults`` under each run's own host_config, as the image's runtime user
-    (:func:`runtime_user`)."""
+    (:func:`runtime_user`). A run given the Docker socket (a volume of the agent's or the
+    run's own) gets its group, ``docker_socket_gid``, as the agent has it: not being root,
+    it could not use the socket otherwise."""
     import docker
 
     create_host_config = client.create_host_config
@@ -66,6 +94,10 @@ def own_docker_client(agent: Any, client: Any, defaults: Optional[Dict[str, Any]
             if name == "nano_cpus" and ("cpu_quota" in options or "cpu_period" in options):
                 continue  # Docker refuses both ways of limiting CPUs at once
             options.setdefault(name, value)
+        if docker_socket_gid is not None and binds_a_docker_socket(options.get("binds")):
+            groups = [str(each) for each in options.get("group_add") or []]
+            if str(docker_socket_gid) not in groups:
+                options["group_add"] = [*groups, str(docker_socket_gid)]
         return create_host_config(**options)
 
     def container(image: str, *args: Any, labels: Optional[Dict[str, str]] = None, **kw: Any):

@@ -69,7 +69,7 @@ def install(agent_class: Any, config: LauncherConfig, health: AgentHealth, metri
     elif config.agent_type == "kubernetes":
         from bootstrap.agent.kubernetes_runs import install as install_kubernetes
 
-        install_kubernetes(metrics, config.max_flow_runs)
+        install_kubernetes(metrics, config)
 
 
 class AgentHooks:

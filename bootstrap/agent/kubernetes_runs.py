@@ -81,20 +81,21 @@ def job_failure(
     return None
 
 
-RUNTIME_UID = 1000  # the image's runtime user (its USER is root, for the Docker socket)
-
-
-def run_as_runtime_user(job: dict, uid: int = RUNTIME_UID) -> dict:
-    """A pod that must not run as root (``runAsNonRoot``) but names no user: give it the
-    image's runtime user. The image's USER is root, which the kubelet would refuse to start
-    ("image will run as root"); the agent's own template names the user already, a run's
-    own ``job_template`` may not."""
+def run_as_runtime_user(job: dict, image: Optional[str], uid: int) -> dict:
+    """A pod of this image (``image``, kubernetes_image) that must not run as root
+    (``runAsNonRoot``) but names no user at the pod level: give it the runtime user
+    (kubernetes_run_as_user). The image's USER is root, which the kubelet refuses to start
+    ("image will run as root"); the agent's own template names the user already, a run's own
+    ``job_template`` may not. Other images, and containers naming their own user, as they
+    are."""
     pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
     context = pod.get("securityContext") or {}
     containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
-    contexts = [context, *((c.get("securityContext") or {}) for c in containers)]
-    if any("runAsUser" in each for each in contexts):
+    if image is None or "runAsUser" in context:
         return job
+    if not any(container.get("image") == image for container in containers):
+        return job
+    contexts = [context, *((c.get("securityContext") or {}) for c in containers)]
     if any(each.get("runAsNonRoot") for each in contexts):
         pod["securityContext"] = {**context, "runAsUser": uid}
     return job
@@ -193,9 +194,10 @@ class JobChecks:
         )
 
 
-def install(metrics: Any, max_flow_runs: int = 0) -> None:
-    """Hook prefect's KubernetesAgent: one Job per flow run, our checks after its own, and
-    the limit of runs alive at once (:mod:`.kubernetes_capacity`)."""
+def install(metrics: Any, config: Any) -> None:
+    """Hook prefect's KubernetesAgent (``config``: the launcher's LauncherConfig): one Job
+    per flow run, our checks after its own, and the limit of runs alive at once
+    (:mod:`.kubernetes_capacity`)."""
     from prefect.agent.kubernetes import KubernetesAgent
 
     from bootstrap.agent.hooks import describe_error, wrap
@@ -205,7 +207,7 @@ def install(metrics: Any, max_flow_runs: int = 0) -> None:
         def generate_job_spec(agent, flow_run, *args, **kwargs):
             job = original(agent, flow_run, *args, **kwargs)
             job["metadata"]["name"] = job_name(flow_run.id)
-            return run_as_runtime_user(job)
+            return run_as_runtime_user(job, config.kubernetes_image, config.kubernetes_run_as_user)
 
         return generate_job_spec
 
@@ -231,7 +233,7 @@ def install(metrics: Any, max_flow_runs: int = 0) -> None:
     wrap(KubernetesAgent, "generate_job_spec", named)
     wrap(KubernetesAgent, "deploy_flow", deploy)
     wrap(KubernetesAgent, "manage_jobs", manage)
-    KubernetesCapacity(max_flow_runs, metrics).install()
+    KubernetesCapacity(config.max_flow_runs, metrics).install()
 
 
 def _now() -> datetime.datetime:

@@ -117,7 +117,7 @@ def agent_findings(facts: Facts) -> List[Finding]:
 def late_findings(facts: Facts) -> List[Finding]:
     found = []
     running = [agent for agent in facts.agents if active(agent, facts.now)]
-    names = {tenant["id"]: tenant["name"] for tenant in facts.tenants}
+    tenant_names = {tenant["id"]: tenant["name"] for tenant in facts.tenants}
     for run in facts.late:
         wanted = run.get("labels") or []
         tenant = run.get("tenant_id")
@@ -132,20 +132,20 @@ def late_findings(facts: Facts) -> List[Finding]:
         ]
         if not takers and elsewhere:
             polled = ", ".join(
-                f"{a.get('name')} (tenant {names.get(a.get('tenant_id'), a.get('tenant_id'))})"
+                f"{a.get('name')} (tenant {tenant_names.get(a['tenant_id'], a['tenant_id'])})"
                 for a in elsewhere
             )
             why = [
                 f"agent(s) {polled} have its labels but poll another tenant than the run's, "
-                f"{names.get(tenant, tenant)}: set BOOTSTRAP_TENANT (or "
+                f"{tenant_names.get(tenant, tenant)}: set BOOTSTRAP_TENANT (or "
                 "PREFECT__CLOUD__TENANT_ID) on the agent"
             ]
             found.append(Finding("PROBLEM", head + ": no agent of its tenant has its labels", why))
             continue
         if takers:
-            names = ", ".join(sorted(a.get("name") or "?" for a in takers))
+            taken_by = ", ".join(sorted(a.get("name") or "?" for a in takers))
             why = (
-                f"agent(s) {names} match its labels but have not taken it: at their flow-run "
+                f"agent(s) {taken_by} match its labels but have not taken it: at their flow-run "
                 "limit (BOOTSTRAP_AGENT_MAX_FLOW_RUNS), or behind on a long queue"
             )
             found.append(Finding("note", head, [why]))

@@ -11,7 +11,8 @@ conda step) changes what an ``import`` of the core finds only through
 
 - a module the core imports only when it is there (requests tries ``simplejson``, urllib3
   ``brotli``): the image build records every top-level name the core asked for and did
-  not find (``optional-imports.txt`` in the environment's state directory);
+  not find while importing what the check imports (``optional-imports.txt`` in the
+  environment's state directory, written by the image build: :func:`record_optional_imports`);
 - anything else on the import path (a wheel's ``.data`` may write into ``lib/pythonX.Y``);
 - entry points other than commands (plugins the core may discover).
 
@@ -23,6 +24,7 @@ listing of the environment. Pure functions: the caller reads both.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import re
@@ -138,3 +140,46 @@ def new_dist_infos(prefix: Path, site: str, before: Set[str]) -> List[str]:
         for name in names
         if name.endswith(".dist-info") and f"{site}/{name}" not in before
     ]
+
+
+class _Absent:
+    """Last on the import path: every top-level module asked for that nothing provides."""
+
+    def __init__(self) -> None:
+        self.names: Set[str] = set()
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        self.names.add(name.split(".", 1)[0])
+
+
+def record_optional_imports(prefix: Path, modules: Iterable[str]) -> Set[str]:
+    """Import ``modules`` (those of them installed) with a recorder last on the import path
+    and write the names nobody provided to the environment's record. Run by the image build
+    once everything is installed (``python -m bootstrap.extras.touched``)."""
+    import importlib
+    import sys
+
+    absent = _Absent()
+    sys.meta_path.append(absent)
+    try:
+        for name in modules:
+            # a module whose distribution is not in this image (lume-services) is skipped
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
+    finally:
+        sys.meta_path.remove(absent)
+    record = prefix / OPTIONAL_IMPORTS
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text("".join(f"{name}\n" for name in sorted(absent.names)))
+    return absent.names
+
+
+if __name__ == "__main__":
+    import sys
+
+    from bootstrap.extras.check import SMOKE_IMPORTS
+
+    names = record_optional_imports(
+        Path(sys.prefix), [module for modules in SMOKE_IMPORTS.values() for module in modules]
+    )
+    print(f"optional imports of the core, absent: {len(names)}", file=sys.stderr)

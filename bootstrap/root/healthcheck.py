@@ -13,10 +13,11 @@ where no agent listens. The check therefore looks at the container's main proces
 Nothing is taken from the agent's command line: a label or option there cannot point the
 check elsewhere. Standard library only: the image's HEALTHCHECK runs this module with an
 interpreter and a copy of it that only root can write (``python -I -S``), whoever the
-container's user is. Started as root (the image's user), it becomes the runtime user before
-it reads anything the agent wrote: the run directory is that user's alone (root without
-CAP_DAC_OVERRIDE, as the compose file runs it, could not even look), and what it names is
-that user's to choose.
+container's user is. Started as root (the image's user), it becomes the user the agent runs
+as before it reads anything the agent wrote: the run directory is that user's alone (root
+without CAP_DAC_OVERRIDE, as the compose file runs it, could not even look), and what it
+names is that user's to choose. (An agent that stayed root, for a socket only root may use,
+is checked as root.) A run directory it cannot read is unhealthy, never "no agent".
 """
 
 from __future__ import annotations
@@ -65,6 +66,17 @@ def main_process(proc: Path = PROC) -> Tuple[int, List[str]]:
         return 1, init
     first = min(children)
     return first, _cmdline(proc / str(first))
+
+
+def process_uid(pid: int, proc: Path = PROC) -> Optional[int]:
+    """The real uid of a process (None: gone)."""
+    try:
+        for line in (proc / str(pid) / "status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _cmdline(process: Path) -> List[str]:
@@ -116,12 +128,19 @@ def main() -> int:
     from bootstrap.root.privileges import RUNTIME_USER_ENV, drop_privileges
     from bootstrap.util.errors import BootstrapError
 
+    main = main_process()
+    if process_uid(main[0]) != 0:  # the agent's user, not root (unless the agent is root)
+        try:
+            drop_privileges(os.environ.get(RUNTIME_USER_ENV), Path("/nonexistent"), always=True)
+        except BootstrapError as exc:
+            print(f"cannot check as the runtime user: {exc}")
+            return 1
     try:
-        drop_privileges(os.environ.get(RUNTIME_USER_ENV), Path("/nonexistent"), always=True)
-    except BootstrapError as exc:
-        print(f"cannot check as the runtime user: {exc}")
+        agent = read_agent_info(strict=True)
+    except OSError as exc:  # there, but not ours to read: say so, never "no agent"
+        print(f"cannot read the agent's run directory: {exc.strerror}")
         return 1
-    verdict = check(main_process(), read_agent_info())
+    verdict = check(main, agent)
     print(verdict.reason)
     sys.stdout.flush()
     return 0 if verdict.healthy else 1

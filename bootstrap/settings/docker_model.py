@@ -14,6 +14,12 @@ from bootstrap.settings.validation import blank_is_none, optional, rule
 from bootstrap.util.docker_units import parse_bytes, parse_cpus
 
 RESOURCE_SETTINGS = ("docker_memory", "docker_cpus", "docker_pids_limit", "docker_shm_size")
+# default -> its ceiling (bootstrap.settings.model, checked first) and how to compare them
+CEILING_OF = {
+    "docker_memory": ("flow_run_max_memory", parse_bytes),
+    "docker_cpus": ("flow_run_max_cpus", float),
+    "docker_pids_limit": ("flow_run_max_pids", int),
+}
 
 
 def size(value: Any) -> str:
@@ -107,25 +113,10 @@ class DockerSettings(BaseSettings):
     _volume = rule("docker_volumes", each_item=True, check=rules.check_volume)
     _network = rule("docker_networks", each_item=True, check=rules.check_network)
 
-    @validator("docker_memory")
-    def _memory_ceiling(cls, value: Optional[str], values: Dict[str, Any]) -> Optional[str]:
-        rules.within_ceiling(
-            value, values.get("flow_run_max_memory"), parse_bytes, "BOOTSTRAP_FLOW_RUN_MAX_MEMORY"
-        )
-        return value
-
-    @validator("docker_cpus")
-    def _cpus_ceiling(cls, value: Optional[float], values: Dict[str, Any]) -> Optional[float]:
-        rules.within_ceiling(
-            value, values.get("flow_run_max_cpus"), float, "BOOTSTRAP_FLOW_RUN_MAX_CPUS"
-        )
-        return value
-
-    @validator("docker_pids_limit")
-    def _pids_ceiling(cls, value: Optional[int], values: Dict[str, Any]) -> Optional[int]:
-        rules.within_ceiling(
-            value, values.get("flow_run_max_pids"), int, "BOOTSTRAP_FLOW_RUN_MAX_PIDS"
-        )
+    @validator(*CEILING_OF)
+    def _within_ceiling(cls, value: Any, values: Dict[str, Any], field: Any) -> Any:
+        ceiling, parse = CEILING_OF[field.name]
+        rules.within_ceiling(value, values.get(ceiling), parse, f"BOOTSTRAP_{ceiling.upper()}")
         return value
 
     @validator("docker_pull_policy")

@@ -242,7 +242,11 @@ class KubernetesSettings(BaseSettings):
         cpu = "_cpu_" in field.name
         name = "flow_run_max_cpus" if cpu else "flow_run_max_memory"
         rules.within_ceiling(
-            value, values.get(name), _quantity if cpu else _bytes, f"BOOTSTRAP_{name.upper()}"
+            value,
+            values.get(name),
+            _quantity,
+            f"BOOTSTRAP_{name.upper()}",
+            parse_ceiling=float if cpu else _docker_bytes,
         )
         return value
 
@@ -279,11 +283,8 @@ def _quantity(value: Any) -> float:
     return float(parse_quantity(str(value)))
 
 
-def _bytes(value: Any) -> float:
-    """A Kubernetes quantity (2Gi) or, for the ceiling, a Docker size (2g), in bytes."""
+def _docker_bytes(value: Any) -> float:
+    """The ceiling, a Docker size (2g), in bytes."""
     from bootstrap.util.docker_units import parse_bytes
 
-    try:
-        return float(parse_bytes(value))
-    except ValueError:
-        return _quantity(value)
+    return float(parse_bytes(value))

@@ -202,12 +202,19 @@ def check_http_url(value: Optional[str]) -> Optional[str]:
 
 
 def within_ceiling(
-    value: object, ceiling: object, parse: Callable[[object], float], setting: str
+    value: object,
+    ceiling: object,
+    parse: Callable[[object], float],
+    setting: str,
+    parse_ceiling: Optional[Callable[[object], float]] = None,
 ) -> None:
     """A default above its ceiling (BOOTSTRAP_FLOW_RUN_MAX_*) would be given to runs the
     policy must refuse (Kubernetes) or let past the ceiling (Docker): refuse it. ``parse``
-    takes either to one unit."""
+    takes the value, ``parse_ceiling`` (default: the same) the ceiling, to one unit; 0 or
+    less is Docker's "no limit", above any ceiling."""
     if value is None or ceiling is None:
         return
-    if parse(value) > parse(ceiling):
-        raise ValueError(f"{value} is above {setting}={ceiling}: a default must fit its ceiling")
+    amount = parse(value)
+    if amount <= 0 or amount > (parse_ceiling or parse)(ceiling):
+        shown = f"{value} (no limit)" if amount <= 0 else str(value)
+        raise ValueError(f"{shown} is above {setting}={ceiling}: a default must fit its ceiling")

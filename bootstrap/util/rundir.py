@@ -56,9 +56,19 @@ def write_agent_info(info: Dict[str, Any], environ: Mapping[str, str] = os.envir
     return write_file(ensure_run_dir(environ), AGENT_FILE, json.dumps(info, indent=2) + "\n")
 
 
-def read_agent_info(environ: Mapping[str, str] = os.environ) -> Optional[Dict[str, Any]]:
+def read_agent_info(
+    environ: Mapping[str, str] = os.environ, strict: bool = False
+) -> Optional[Dict[str, Any]]:
+    """What the bootstrap wrote about its agent; None if there is none. ``strict``: a file
+    or directory that exists but cannot be read raises (PermissionError), not None."""
     try:
         data = json.loads((run_dir(environ) / AGENT_FILE).read_text())
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        if strict:
+            raise
+        return None
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

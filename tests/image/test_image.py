@@ -118,6 +118,17 @@ def test_every_top_level_module_imports_from_the_stripped_libraries(
     assert result.stdout.strip() == "8.0", result
 
 
+def test_the_cores_optional_imports_are_on_record(containers, any_image: str) -> None:
+    """Written by the build once everything is installed: what the extras check imports
+    the core again for (requests tries simplejson, urllib3 brotli)."""
+    record = "/opt/prefect/.prefect-agent/optional-imports.txt"
+    result = containers.run_to_end(any_image, ["cat", record])
+    assert result.exit_code == 0, result
+    names = result.stdout.split()
+    assert "simplejson" in names
+    assert "prefect" not in names  # installed: not an optional import
+
+
 def test_prod_has_no_compilers_and_no_test_tools(containers, prod_image: str) -> None:
     probe = "for tool in gcc cc g++ c++ make pytest ruff; do command -v $tool; done; true"
     result = containers.run_to_end(prod_image, ["sh", "-c", probe])

@@ -13,7 +13,9 @@ from bootstrap.agent.docker_runs import (
     CREATED_HERE,
     DockerRuns,
     RunAlreadyStarted,
+    binds_a_docker_socket,
     own_docker_client,
+    socket_group,
 )
 from bootstrap.agent.supervision import OWNER_LABEL, RUN_LABEL, container_name
 
@@ -104,6 +106,35 @@ def test_containers_are_named_for_their_run_owned_and_get_the_defaults() -> None
     assert name == container_name(RUN)
     assert labels[OWNER_LABEL] == AGENT_ID
     assert CREATED_HERE.run_id == RUN
+
+
+def test_a_run_given_the_docker_socket_gets_its_group() -> None:
+    """Flow runs start as the runtime user, not root: one given the socket (the agent's
+    volume or its own) needs the socket's group to use it, as the agent does."""
+    client = own_docker_client(Agent(), Engine(), docker_socket_gid=998)
+    agent_volume = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}}
+    assert client.create_host_config(binds=agent_volume)["group_add"] == ["998"]
+    own = client.create_host_config(binds=["/run/docker.sock:/sock:ro"], group_add=[100, "998"])
+    assert own["group_add"] == [100, "998"]  # the run's own groups, no second 998
+    more = client.create_host_config(binds=agent_volume, group_add=[100])
+    assert more["group_add"] == ["100", "998"]
+    assert "group_add" not in client.create_host_config(binds=["/data:/data"])
+    assert "group_add" not in client.create_host_config()
+    tcp = own_docker_client(Agent(), Engine(), docker_socket_gid=None)  # a TCP engine
+    assert "group_add" not in tcp.create_host_config(binds=agent_volume)
+    assert not binds_a_docker_socket(["/srv/docker.socket.d:/x"])
+
+
+def test_the_socket_group_is_the_agent_sockets(tmp_path) -> None:
+    import os
+    import socket
+
+    path = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(path))
+        assert socket_group(f"unix://{path}") == os.stat(path).st_gid
+    assert socket_group(f"unix://{tmp_path}/missing.sock") is None
+    assert socket_group("tcp://127.0.0.1:2375") is None
 
 
 def test_a_second_container_of_a_running_run_is_refused_quietly() -> None:

@@ -148,3 +148,23 @@ def test_a_job_created_while_the_cluster_is_listed_keeps_its_slot() -> None:
     capacity.capacity.sync(live_runs(jobs()), since)  # the listing taken before r1's Job
     assert capacity.capacity.snapshot() == {"r1": False}
     assert polled(agent, ["r2"]) == []  # the next poll lists r1's Job: still full
+
+
+def test_a_deploy_that_ends_while_the_cluster_is_listed_keeps_its_slot() -> None:
+    """r1 is being deployed when the listing begins, its Job is created after the list was
+    served, and its deploy ends before the listing is taken in: it keeps its slot."""
+    cluster = Cluster()
+    capacity = hooked(1, cluster)[0]
+    assert capacity.capacity.admit("r1", child=False)
+    since = capacity.capacity.listing()
+    listed = live_runs(jobs())  # served before r1's Job existed
+    cluster.jobs.append({"run": "r1"})
+    capacity.capacity.deployed("r1", created=True)
+    capacity.capacity.sync(listed, since)
+    assert capacity.capacity.snapshot() == {"r1": False}
+    failed = KubernetesCapacity(1, Metrics("kubernetes", {})).capacity
+    assert failed.admit("r2", child=False)
+    since = failed.listing()
+    failed.deployed("r2", created=False)  # refused, no Job: the slot goes back
+    failed.sync({}, since)
+    assert failed.snapshot() == {}

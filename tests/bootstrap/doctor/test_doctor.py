@@ -125,3 +125,28 @@ def test_an_agent_of_another_tenant_is_named_as_the_reason(
     head = next(line for line in result.stdout.splitlines() if run in line)
     assert "no agent of its tenant has its labels" in head
     assert "lume-agent (tenant LUME) have its labels but poll another tenant" in result.stdout
+
+
+def test_a_run_an_agent_could_take_then_one_of_another_tenant(
+    prefect_api, prefect_api_env, stand
+) -> None:
+    """Both explained, each with its own reason (the first once broke the second's)."""
+    tenant, lume_flow = stand
+    first = create_flow_run(prefect_api.url, flow_id=lume_flow, tenant_id=tenant, labels=["lume"])
+    other = prefect_api.create_tenant("Other", "other")
+    prefect_api.create_project("elsewhere", other)
+    flow = load_flow(str(FLOWS / "squares.py"))
+    flow.run_config = DockerRun(image="prefect-agent:prod", labels=["lume"])
+    flow_id = register_flow(flow, prefect_api.url, "elsewhere", tenant_id=other, build=False)
+    runs = [
+        create_flow_run(prefect_api.url, flow_id=flow_id, tenant_id=other, labels=["lume"])
+        for _ in range(2)
+    ]
+    result = doctor(prefect_api_env, "--late-after", "0")
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    taken = next(line for line in lines if first in line)
+    assert taken.startswith("note")  # lume-agent matches: at its limit, or behind
+    for run in runs:
+        head = next(line for line in lines if run in line)
+        assert "no agent of its tenant has its labels" in head

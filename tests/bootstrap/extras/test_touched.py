@@ -105,3 +105,19 @@ def test_the_added_files_come_from_the_new_records(tmp_path: Path) -> None:
     ]
     (new / "RECORD").unlink()
     assert recorded_files(tmp_path, SITE, infos) is None  # unknown: keep the check
+
+
+def test_the_cores_optional_imports_are_recorded(tmp_path: Path, monkeypatch) -> None:
+    """What a module tries to import and does without (requests: simplejson) is recorded;
+    what exists, and what is not installed at all, is not an optional import."""
+    from bootstrap.extras.touched import OPTIONAL_IMPORTS, optional_imports, record_optional_imports
+
+    (tmp_path / "fake_core.py").write_text(
+        "try:\n    import no_such_simplejson\nexcept ImportError:\n    pass\nimport json\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    names = record_optional_imports(tmp_path, ["fake_core", "not_installed_either"])
+    assert "no_such_simplejson" in names
+    assert "json" not in names
+    assert (tmp_path / OPTIONAL_IMPORTS).is_file()
+    assert optional_imports(tmp_path) == names

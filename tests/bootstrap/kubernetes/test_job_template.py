@@ -326,12 +326,13 @@ def test_the_job_runs_once_is_named_for_its_run_and_expires(monkeypatch, tmp_pat
     """backoffLimit 0 (Kubernetes' default 6 reruns the flow), a TTL, and one Job name per
     flow run (a second agent's create gets 409, which prefect takes as already submitted)."""
     from bootstrap.agent import kubernetes_runs
+    from bootstrap.agent.config import LauncherConfig
     from bootstrap.agent.metrics import Metrics
 
     for name in ("generate_job_spec", "deploy_flow", "manage_jobs"):
         monkeypatch.setattr(KubernetesAgent, name, getattr(KubernetesAgent, name))
     agent = agent_from_bootstrap(monkeypatch, tmp_path, **JOB_SETTINGS)
-    kubernetes_runs.install(Metrics("kubernetes", {}))
+    kubernetes_runs.install(Metrics("kubernetes", {}), LauncherConfig(agent_type="kubernetes"))
     job = agent.generate_job_spec(flow_run())
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["ttlSecondsAfterFinished"] == 86400

@@ -88,6 +88,8 @@ def test_flow_run_policy_settings() -> None:
         ({"docker_memory": "2g", "flow_run_max_memory": "1g"}, "BOOTSTRAP_FLOW_RUN_MAX_MEMORY=1g"),
         ({"docker_cpus": 3, "flow_run_max_cpus": 2}, "BOOTSTRAP_FLOW_RUN_MAX_CPUS=2.0"),
         ({"docker_pids_limit": 500, "flow_run_max_pids": 100}, "BOOTSTRAP_FLOW_RUN_MAX_PIDS=100"),
+        ({"docker_pids_limit": -1, "flow_run_max_pids": 100}, "-1 (no limit) is above"),
+        ({"docker_memory": "0", "flow_run_max_memory": "1g"}, "0 (no limit) is above"),
         (
             {"kubernetes_job_memory_limit": "3Gi", "flow_run_max_memory": "2g"},
             "BOOTSTRAP_FLOW_RUN_MAX_MEMORY=2g",
