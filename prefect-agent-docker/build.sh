@@ -154,9 +154,16 @@ install_bootstrap_wheel() {
 
 # What the core imports when it is there (requests: simplejson): the extras check imports
 # the core again after an install that adds one (bootstrap.extras.touched). Once everything
-# is installed; -B: no bytecode of what it imports besides the image's own.
+# is installed; -B: no bytecode of what it imports besides the image's own; a HOME of its
+# own, so the caches importing writes (matplotlib's font list) stay out of the image. The
+# record's directory is the extras journal's too: group 0 may write it (OpenShift).
 record_optional_imports() {
-    "$1/bin/python" -B -m bootstrap.extras.touched
+    prefix=$1
+    home=$(mktemp -d)
+    HOME=$home MPLCONFIGDIR=$home "$prefix/bin/python" -B -m bootstrap.extras.touched
+    rm -rf "$home"
+    chmod -R g=u "$prefix/.prefect-agent"
+    same_mtimes "$prefix/.prefect-agent"
 }
 
 install_lume_services() {

@@ -54,3 +54,23 @@ def test_runs_asking_for_the_host_fail_by_rule_and_create_nothing(
     created = container_creations.of([*runs.values(), within])
     assert [created[run_id] for run_id in runs.values()] == [0] * len(runs)
     assert created[within] == 1
+
+
+def test_a_run_given_the_docker_socket_can_use_it_as_the_runtime_user(
+    docker_agent_stand,
+) -> None:
+    """Flow runs start as uid 1000, not root: the agent's socket volume comes with the
+    socket's group, or a flow that drives Docker (a LUME-services model launching its own
+    containers) would fail with "permission denied"."""
+    stand = docker_agent_stand
+    socket = "/var/run/docker.sock"
+    stand.start_agent(BOOTSTRAP_DOCKER_VOLUMES=f"{FLOWS}:{FLOWS_IN_CONTAINER}:ro,{socket}:{socket}")
+    run_id = stand.run(stand.register("docker_socket.py"))
+    states = wait_final(stand.api, [run_id], timeout=180)
+    assert states[run_id] == "Success", (stand.api.flow_run(run_id), stand.agent_logs())
+
+    def said() -> bool:
+        logs = stand.api.logs(flow_run_id=run_id)
+        return any("e2e uid=1000 engine=" in log["message"] for log in logs)
+
+    stand.api.wait_until(said, timeout=30, what="the flow's log line 'e2e uid=1000 engine='")
