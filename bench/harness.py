@@ -54,6 +54,7 @@ class Context:
         self.figures: Dict[str, Figure] = {}
         self.components: Dict[str, float] = {}  # the prod image by component, MB (image)
         self.suite = ""
+        self.measured_at: Optional[str] = None  # when the figures were measured (UTC)
         image = os.environ.get("IMAGE", "prefect-agent")
         self.dev_image = f"{image}:{os.environ.get('DEV_TAG', 'dev')}"
         self.prod_image = f"{image}:{os.environ.get('PROD_TAG', 'prod')}"
@@ -95,10 +96,13 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:.2f} s"
     if unit == "MB":
         return f"{value:.0f} MB"
-    return f"{value:g} {unit}"
+    if unit == "ms":
+        return f"{value:g} ms"
+    return f"{value:.1f} {unit}"
 
 
 def write_results(ctx: Context) -> None:
+    ctx.measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     payload = {
         "host": {
             "machine": platform.machine(),
@@ -106,11 +110,21 @@ def write_results(ctx: Context) -> None:
             "python": platform.python_version(),
         },
         "repeat": ctx.repeat,
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "measured_at": ctx.measured_at,
         "figures": [asdict(figure) for figure in ctx.figures.values()],
         "prod_components_mb": {name: round(mb, 1) for name, mb in ctx.components.items()},
     }
     RESULTS.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def load_results(path: Path = RESULTS) -> Context:
+    """The figures of the run that wrote ``path``, to draw its table and plots again."""
+    payload = json.loads(path.read_text())
+    ctx = Context(repeat=payload["repeat"])
+    ctx.measured_at = payload.get("measured_at")
+    ctx.figures = {each["key"]: Figure(**each) for each in payload["figures"]}
+    ctx.components = dict(payload.get("prod_components_mb") or {})
+    return ctx
 
 
 def markdown_table(ctx: Context) -> str:
@@ -142,6 +156,7 @@ def update_docs(ctx: Context, path: Path = DOCS) -> bool:
         print(f"{path}: {TABLE_END} comes before {TABLE_START}; table not written")
         return False
     _, tail = rest.split(TABLE_END, 1)
-    stamp = f"_Measured {time.strftime('%Y-%m-%d')} by `make bench` (median of {ctx.repeat} runs)._"
+    day = (ctx.measured_at or time.strftime("%Y-%m-%d"))[:10]
+    stamp = f"_Measured {day} by `make bench` (median of {ctx.repeat} runs)._"
     path.write_text(f"{head}{TABLE_START}\n{stamp}\n\n{markdown_table(ctx)}\n{TABLE_END}{tail}")
     return True

@@ -36,13 +36,23 @@ def image_size(ctx: Context, path: Path = SIZE_PNG) -> bool:
     plt = _pyplot()
     baseline = figures["size_baseline"].value
     parts: Dict[str, float] = dict(ctx.components)
-    figure, axes = plt.subplots(figsize=(10, 3.6), dpi=110)
+    figure, axes = plt.subplots(figsize=(11, 3.6), dpi=110)
     left = 0.0
     colors = plt.get_cmap("tab20").colors
+    handles = []
     for index, (name, mb) in enumerate(parts.items()):
-        axes.barh(1, mb, left=left, color=colors[index % len(colors)], height=0.6)
-        if mb >= 25:
-            axes.text(left + mb / 2, 1, f"{name}\n{mb:.0f}", ha="center", va="center", fontsize=7)
+        handles.append(
+            axes.barh(
+                1,
+                mb,
+                left=left,
+                color=colors[index % len(colors)],
+                height=0.6,
+                label=f"{name}: {mb:.0f} MB",
+            )
+        )
+        if mb >= 20:  # narrower ones: by colour in the legend
+            axes.text(left + mb / 2, 1, f"{mb:.0f}", ha="center", va="center", fontsize=7)
         left += mb
     axes.barh(0, baseline, color="#bbbbbb", height=0.6)
     axes.text(baseline / 2, 0, f"baseline (pip, one stage) {baseline:.0f} MB", ha="center",
@@ -57,6 +67,7 @@ def image_size(ctx: Context, path: Path = SIZE_PNG) -> bool:
     axes.set_title("The prod image by component (entries of the environment of 10 MB or more)",
                    fontsize=10)  # fmt: skip
     axes.grid(axis="x", alpha=0.3)
+    axes.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     figure.savefig(path, metadata={"Software": None})
     plt.close(figure)
@@ -91,8 +102,8 @@ def flowrun_latency(ctx: Context, path: Path = LATENCY_PNG) -> bool:
     axes.set_yticklabels([label for label, _, _ in LATENCY_BARS], fontsize=8)
     axes.set_xlabel("seconds from a flow run's creation to Success (median)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("#d62728", "#1f77b4", "#2ca02c")]
-    axes.legend(handles, ["waiting for a poll", "the agent", "the flow-run container"],
-                fontsize=8, loc="lower right")  # fmt: skip
+    names = ["waiting for a poll", "the agent (and the medians' spread)", "the flow-run container"]
+    axes.legend(handles, names, fontsize=8, loc="upper right")
     axes.set_title("One flow run, created to Success", fontsize=10)
     axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()
