@@ -30,7 +30,8 @@ def main() -> int:
     parser.add_argument(
         "--redraw",
         action="store_true",
-        help="measure nothing: draw the plots and the docs table again from bench/results.json",
+        help="measure nothing: draw the size and latency plots and the docs table again "
+        "from bench/results.json",
     )
     args = parser.parse_args()
     if args.redraw:

@@ -58,15 +58,19 @@ class Context:
         image = os.environ.get("IMAGE", "prefect-agent")
         self.dev_image = f"{image}:{os.environ.get('DEV_TAG', 'dev')}"
         self.prod_image = f"{image}:{os.environ.get('PROD_TAG', 'prod')}"
-        self.docker = (
-            os.environ.get("DOCKER")
-            or subprocess.run(
+        self._docker: Optional[str] = os.environ.get("DOCKER")
+
+    @property
+    def docker(self) -> str:
+        """The docker CLI (asked for only by suites that run it: --redraw needs none)."""
+        if self._docker is None:
+            self._docker = subprocess.run(
                 [str(ROOT / "scripts" / "docker-cli.sh")],
                 capture_output=True,
                 text=True,
                 check=True,
             ).stdout.strip()
-        )
+        return self._docker
 
     def record(
         self,

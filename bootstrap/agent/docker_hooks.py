@@ -16,7 +16,7 @@ from bootstrap.agent.docker_runs import (
     already_taken,
     has_live_container,
     own_docker_client,
-    socket_group,
+    socket_access,
 )
 from bootstrap.agent.image_pull import ImagePuller
 from bootstrap.agent.metrics import Metrics
@@ -53,8 +53,8 @@ class DockerHooks:
     def client(self, original):
         def _get_docker_client(agent, *args, **kwargs):
             client = original(agent, *args, **kwargs)
-            gid = socket_group(self.config.engine_url)
-            return own_docker_client(agent, client, self.config.docker_defaults, gid)
+            socket = socket_access(self.config.engine_url)
+            return own_docker_client(agent, client, self.config.docker_defaults, socket)
 
         return _get_docker_client
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import stat
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from bootstrap.agent import supervision
@@ -53,36 +55,66 @@ def runtime_user(image_config: Dict[str, Any]) -> Optional[str]:
     return None
 
 
+def _is_socket(path: Any) -> bool:
+    if isinstance(path, bytes):
+        path = path.decode(errors="replace")
+    return isinstance(path, str) and path.rstrip("/").endswith(".sock") and "docker" in path
+
+
 def binds_a_docker_socket(binds: Any) -> bool:
-    """Whether host_config ``binds`` (the SDK's dict ``{source: {"bind": ...}}`` or list of
-    ``source:target[:mode]``) give the container a Docker socket."""
+    """Whether ``binds`` (the SDK's dict ``{source: {"bind": target}}``, or a list of
+    ``source:target[:mode]`` as in the engine's HostConfig) give the container a Docker
+    socket: a source or a target like ``.../docker.sock`` (a podman socket mounted as
+    ``/var/run/docker.sock`` counts)."""
     if isinstance(binds, dict):
-        sources = list(binds)
+        pairs = [(source, (spec or {}).get("bind")) for source, spec in binds.items()]
     else:
-        sources = [str(each).split(":", 1)[0] for each in binds or []]
-    return any(source.rstrip("/").endswith("docker.sock") for source in sources)
+        pairs = []
+        for each in binds or []:
+            if isinstance(each, bytes):
+                each = each.decode(errors="replace")
+            parts = str(each).split(":")
+            pairs.append((parts[0], parts[1] if len(parts) > 1 else None))
+    return any(_is_socket(source) or _is_socket(target) for source, target in pairs)
 
 
-def socket_group(base_url: Optional[str]) -> Optional[int]:
-    """The group of the agent's own Docker socket (None: a TCP engine, or none there)."""
+@dataclass(frozen=True)
+class SocketAccess:
+    """How the agent's own Docker socket may be used: through its group ``gid`` (None: not
+    by its group), or by root only (mode 0600 root:root: the agent stayed root for it);
+    ``present``: False for a TCP engine, or no socket where its URL says."""
+
+    gid: Optional[int] = None
+    root_only: bool = False
+    present: bool = False
+
+
+def socket_access(base_url: Optional[str]) -> SocketAccess:
+    """How the agent's socket (``base_url``: its engine URL) may be used."""
     path = socket_path(docker_engine_url(base_url, os.environ))
     try:
-        return path.stat().st_gid if path is not None else None
+        info = path.stat() if path is not None else None
     except OSError:
-        return None
+        info = None
+    if info is None:
+        return SocketAccess()
+    if info.st_mode & stat.S_IRGRP and info.st_mode & stat.S_IWGRP:
+        return SocketAccess(gid=info.st_gid, present=True)
+    return SocketAccess(root_only=info.st_uid == 0, present=True)
 
 
 def own_docker_client(
     agent: Any,
     client: Any,
     defaults: Optional[Dict[str, Any]] = None,
-    docker_socket_gid: Optional[int] = None,
+    socket: SocketAccess = SocketAccess(),
 ) -> Any:
     """Make ``client`` (the agent's docker.APIClient) create containers the agent owns, with
     the resource ``defaults`` under each run's own host_config, as the image's runtime user
     (:func:`runtime_user`). A run given the Docker socket (a volume of the agent's or the
-    run's own) gets its group, ``docker_socket_gid``, as the agent has it: not being root,
-    it could not use the socket otherwise."""
+    run's own) gets the socket's group, as the agent has it: not being root, it could not
+    use the socket otherwise; for a socket only root may use, it starts as the image says
+    (the root step keeps root for such a socket, as it did for the agent)."""
     import docker
 
     create_host_config = client.create_host_config
@@ -94,10 +126,17 @@ def own_docker_client(
             if name == "nano_cpus" and ("cpu_quota" in options or "cpu_period" in options):
                 continue  # Docker refuses both ways of limiting CPUs at once
             options.setdefault(name, value)
-        if docker_socket_gid is not None and binds_a_docker_socket(options.get("binds")):
-            groups = [str(each) for each in options.get("group_add") or []]
-            if str(docker_socket_gid) not in groups:
-                options["group_add"] = [*groups, str(docker_socket_gid)]
+        if binds_a_docker_socket(options.get("binds")):
+            if socket.gid is not None:
+                groups = [str(each) for each in options.get("group_add") or []]
+                if str(socket.gid) not in groups:
+                    options["group_add"] = [*groups, str(socket.gid)]
+            elif not socket.present:
+                logger.warning(
+                    "A flow run is given a Docker socket, but the agent has no socket of its "
+                    "own to take the group from (a TCP engine): the run starts as the image's "
+                    "runtime user without the socket's group"
+                )
         return create_host_config(**options)
 
     def container(image: str, *args: Any, labels: Optional[Dict[str, str]] = None, **kw: Any):
@@ -107,7 +146,8 @@ def own_docker_client(
             return create_container(image, *args, labels=labels, **kw)
         labels[OWNER_LABEL] = agent_id(agent)
         kw["name"] = supervision.container_name(run_id)
-        if "user" not in kw:
+        binds = (kw.get("host_config") or {}).get("Binds")
+        if "user" not in kw and not (socket.root_only and binds_a_docker_socket(binds)):
             try:
                 user = runtime_user(client.inspect_image(image).get("Config") or {})
             except docker.errors.APIError:  # no such image: create_container says so

@@ -82,22 +82,22 @@ def job_failure(
 
 
 def run_as_runtime_user(job: dict, image: Optional[str], uid: int) -> dict:
-    """A pod of this image (``image``, kubernetes_image) that must not run as root
-    (``runAsNonRoot``) but names no user at the pod level: give it the runtime user
-    (kubernetes_run_as_user). The image's USER is root, which the kubelet refuses to start
-    ("image will run as root"); the agent's own template names the user already, a run's own
-    ``job_template`` may not. Other images, and containers naming their own user, as they
-    are."""
+    """Containers of this image (``image``, kubernetes_image, compared as written) that must
+    not run as root (``runAsNonRoot``, theirs or the pod's) but are given no user: give them
+    the runtime user (kubernetes_run_as_user). The image's USER is root, which the kubelet
+    refuses to start ("image will run as root"); the agent's own template names the user
+    already, a run's own ``job_template`` may not. Containers of other images (a sidecar),
+    and any in a pod or container naming its user, as they are."""
     pod = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
     context = pod.get("securityContext") or {}
-    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
     if image is None or "runAsUser" in context:
         return job
-    if not any(container.get("image") == image for container in containers):
-        return job
-    contexts = [context, *((c.get("securityContext") or {}) for c in containers)]
-    if any(each.get("runAsNonRoot") for each in contexts):
-        pod["securityContext"] = {**context, "runAsUser": uid}
+    for container in [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]:
+        own = container.get("securityContext") or {}
+        if container.get("image") != image or "runAsUser" in own:
+            continue
+        if own.get("runAsNonRoot", context.get("runAsNonRoot")):
+            container["securityContext"] = {**own, "runAsUser": uid}
     return job
 
 

@@ -163,7 +163,8 @@ def record_optional_imports(prefix: Path, modules: Iterable[str]) -> Set[str]:
     sys.meta_path.append(absent)
     try:
         for name in modules:
-            # a module whose distribution is not in this image (lume-services) is skipped
+            # a module not in this image (lume-services) is recorded absent too: an install
+            # that adds it gets the import check, which imports it
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
     finally:

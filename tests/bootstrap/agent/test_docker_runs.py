@@ -11,15 +11,18 @@ from requests import Response
 from bootstrap.agent.capacity import Capacity
 from bootstrap.agent.docker_runs import (
     CREATED_HERE,
+    RUNTIME_USER_ENV,
     DockerRuns,
     RunAlreadyStarted,
+    SocketAccess,
     binds_a_docker_socket,
     own_docker_client,
-    socket_group,
+    socket_access,
 )
 from bootstrap.agent.supervision import OWNER_LABEL, RUN_LABEL, container_name
 
 RUN = "0c7e6c2e-1111-4222-8333-944455556666"
+OTHER_RUN = "0c7e6c2e-1111-4222-8333-944455556667"
 AGENT_ID = "5b1c0e7d-aaaa-4bbb-8ccc-000000000001"
 
 
@@ -108,10 +111,10 @@ def test_containers_are_named_for_their_run_owned_and_get_the_defaults() -> None
     assert CREATED_HERE.run_id == RUN
 
 
-def test_a_run_given_the_docker_socket_gets_its_group() -> None:
+def test_a_run_given_the_docker_socket_gets_its_group(caplog) -> None:
     """Flow runs start as the runtime user, not root: one given the socket (the agent's
     volume or its own) needs the socket's group to use it, as the agent does."""
-    client = own_docker_client(Agent(), Engine(), docker_socket_gid=998)
+    client = own_docker_client(Agent(), Engine(), socket=SocketAccess(gid=998, present=True))
     agent_volume = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}}
     assert client.create_host_config(binds=agent_volume)["group_add"] == ["998"]
     own = client.create_host_config(binds=["/run/docker.sock:/sock:ro"], group_add=[100, "998"])
@@ -120,21 +123,63 @@ def test_a_run_given_the_docker_socket_gets_its_group() -> None:
     assert more["group_add"] == ["100", "998"]
     assert "group_add" not in client.create_host_config(binds=["/data:/data"])
     assert "group_add" not in client.create_host_config()
-    tcp = own_docker_client(Agent(), Engine(), docker_socket_gid=None)  # a TCP engine
+    tcp = own_docker_client(Agent(), Engine(), socket=SocketAccess())  # a TCP engine
     assert "group_add" not in tcp.create_host_config(binds=agent_volume)
-    assert not binds_a_docker_socket(["/srv/docker.socket.d:/x"])
+    assert "without the socket's group" in caplog.text  # said, not silently broken
 
 
-def test_the_socket_group_is_the_agent_sockets(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("binds", "expected"),
+    [
+        (["/run/podman/podman.sock:/var/run/docker.sock"], True),  # by its target
+        ([b"/var/run/docker.sock:/var/run/docker.sock:rw"], True),
+        ({b"/var/run/docker.sock": {"bind": "/sock"}}, True),
+        ({"/srv/docker.socket.d": {"bind": "/x"}}, False),
+        (["/data:/data:ro", "named-volume:/cache"], False),
+        (None, False),
+    ],
+)
+def test_what_counts_as_a_docker_socket(binds, expected) -> None:
+    assert binds_a_docker_socket(binds) is expected
+
+
+def test_a_run_given_a_socket_only_root_may_use_starts_as_the_image_says() -> None:
+    """The root step keeps root for such a socket (as for the agent): forcing the runtime
+    user on the run would leave it a socket it cannot use."""
+    image = {"img": [f"{RUNTIME_USER_ENV}=prefect"]}
+    engine = Engine(images=image)
+    client = own_docker_client(Agent(), engine, socket=SocketAccess(root_only=True, present=True))
+    socket_bind = client.create_host_config(binds=["/var/run/docker.sock:/var/run/docker.sock"])
+    client.create_container("img", labels={RUN_LABEL: RUN}, host_config=engine_host(socket_bind))
+    assert engine.users == [None]
+    plain = client.create_host_config(binds=["/data:/data"])
+    client.create_container("img", labels={RUN_LABEL: OTHER_RUN}, host_config=engine_host(plain))
+    assert engine.users == [None, "prefect"]
+
+
+def engine_host(options: dict) -> dict:
+    """What docker.APIClient.create_host_config returns: the engine's HostConfig."""
+    return {"Binds": options.get("binds"), "GroupAdd": options.get("group_add")}
+
+
+def test_the_socket_access_is_read_from_the_agents_socket(tmp_path) -> None:
     import os
     import socket
 
     path = tmp_path / "docker.sock"
     with socket.socket(socket.AF_UNIX) as listening:
         listening.bind(str(path))
-        assert socket_group(f"unix://{path}") == os.stat(path).st_gid
-    assert socket_group(f"unix://{tmp_path}/missing.sock") is None
-    assert socket_group("tcp://127.0.0.1:2375") is None
+        os.chmod(path, 0o660)
+        assert socket_access(f"unix://{path}") == SocketAccess(
+            gid=os.stat(path).st_gid, present=True
+        )
+        os.chmod(path, 0o600)
+        owner_only = socket_access(f"unix://{path}")
+        assert owner_only.gid is None
+        assert owner_only.present
+        assert owner_only.root_only is (os.stat(path).st_uid == 0)
+    assert socket_access(f"unix://{tmp_path}/missing.sock") == SocketAccess()
+    assert socket_access("tcp://127.0.0.1:2375") == SocketAccess()
 
 
 def test_a_second_container_of_a_running_run_is_refused_quietly() -> None:

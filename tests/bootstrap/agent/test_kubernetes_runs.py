@@ -174,34 +174,44 @@ def test_a_pass_fails_the_stuck_run_deletes_its_job_and_survives_a_deleted_run()
     assert "exceeded quota" in done["logs"][0]["message"]
 
 
-def test_a_non_root_pod_of_this_image_that_names_no_user_gets_the_runtime_user() -> None:
+def test_a_non_root_container_of_this_image_that_names_no_user_gets_the_runtime_user() -> None:
     """The image's USER is root: a run's own job_template asking runAsNonRoot without a
-    user would be refused by the kubelet; one naming a user at the pod level, one of
-    another image, or one not asking, stays as it is."""
+    user would be refused by the kubelet; a container naming its user, one in a pod naming
+    one, a sidecar of another image, or one not asking, stays as it is."""
     from bootstrap.agent.kubernetes_runs import run_as_runtime_user
 
     ours = "registry.example.org/prefect-agent:1.0"
 
-    def job(pod_context=None, container_context=None, image=ours):
-        container = {"name": "flow", "image": image}
+    def job(pod_context=None, container_context=None, sidecar=None):
+        container = {"name": "flow", "image": ours}
         if container_context is not None:
             container["securityContext"] = container_context
-        pod = {"containers": [container]}
+        pod = {"containers": [container, *([sidecar] if sidecar else [])]}
         if pod_context is not None:
             pod["securityContext"] = pod_context
         return {"spec": {"template": {"spec": pod}}}
 
-    def pod_context(made):
-        return made["spec"]["template"]["spec"].get("securityContext")
+    def contexts(made):
+        pod = made["spec"]["template"]["spec"]
+        return [c.get("securityContext") for c in pod["containers"]]
 
     fixed = run_as_runtime_user(job(container_context={"runAsNonRoot": True}), ours, 4000)
-    assert pod_context(fixed) == {"runAsUser": 4000}  # kubernetes_run_as_user
-    fixed = run_as_runtime_user(job(pod_context={"runAsNonRoot": True, "fsGroup": 0}), ours, 1000)
-    assert pod_context(fixed) == {"runAsNonRoot": True, "fsGroup": 0, "runAsUser": 1000}
+    assert contexts(fixed) == [{"runAsNonRoot": True, "runAsUser": 4000}]
+    sidecar = {"name": "proxy", "image": "envoyproxy/envoy:v1.31"}
+    fixed = run_as_runtime_user(
+        job({"runAsNonRoot": True, "fsGroup": 0}, sidecar=sidecar), ours, 1000
+    )
+    assert contexts(fixed) == [{"runAsUser": 1000}, None]  # the sidecar keeps its own USER
+    assert fixed["spec"]["template"]["spec"]["securityContext"] == {
+        "runAsNonRoot": True,
+        "fsGroup": 0,
+    }
     named = job(pod_context={"runAsNonRoot": True, "runAsUser": 4242})
-    assert pod_context(run_as_runtime_user(named, ours, 1000))["runAsUser"] == 4242
-    other = job(pod_context={"runAsNonRoot": True}, image="python:3.11")
-    assert "runAsUser" not in pod_context(run_as_runtime_user(other, ours, 1000))
-    assert pod_context(run_as_runtime_user(job(), ours, 1000)) is None  # root allowed
+    assert contexts(run_as_runtime_user(named, ours, 1000)) == [None]
+    own_user = job(container_context={"runAsNonRoot": True, "runAsUser": 4242})
+    assert contexts(run_as_runtime_user(own_user, ours, 1000))[0]["runAsUser"] == 4242
+    allowed = job(pod_context={"runAsNonRoot": True}, container_context={"runAsNonRoot": False})
+    assert contexts(run_as_runtime_user(allowed, ours, 1000)) == [{"runAsNonRoot": False}]
+    assert contexts(run_as_runtime_user(job(), ours, 1000)) == [None]  # root allowed
     unknown = job(pod_context={"runAsNonRoot": True})
-    assert "runAsUser" not in pod_context(run_as_runtime_user(unknown, None, 1000))
+    assert contexts(run_as_runtime_user(unknown, None, 1000)) == [None]
