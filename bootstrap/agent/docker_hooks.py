@@ -16,8 +16,8 @@ from bootstrap.agent.docker_runs import (
     already_taken,
     has_live_container,
     own_docker_client,
-    socket_access,
 )
+from bootstrap.agent.docker_socket import socket_access
 from bootstrap.agent.image_pull import ImagePuller
 from bootstrap.agent.metrics import Metrics
 

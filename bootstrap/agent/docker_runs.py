@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
-import stat
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from bootstrap.agent import supervision
 from bootstrap.agent.capacity import Capacity
+from bootstrap.agent.docker_socket import (
+    NO_SOCKET,
+    SocketAccess,
+    binds_a_docker_socket,
+    give_socket_group,
+)
 from bootstrap.agent.hooks import agent_id
 from bootstrap.agent.supervision import OWNER_LABEL, RUN_LABEL, ContainerExit, Verdict
-from bootstrap.util.engine import docker_engine_url, socket_path
 
 logger = logging.getLogger("bootstrap.agent")
 RUN_STATE = "query($id: uuid!) { flow_run_by_pk(id: $id) { state } }"
@@ -55,59 +57,11 @@ def runtime_user(image_config: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def _is_socket(path: Any) -> bool:
-    if isinstance(path, bytes):
-        path = path.decode(errors="replace")
-    return isinstance(path, str) and path.rstrip("/").endswith(".sock") and "docker" in path
-
-
-def binds_a_docker_socket(binds: Any) -> bool:
-    """Whether ``binds`` (the SDK's dict ``{source: {"bind": target}}``, or a list of
-    ``source:target[:mode]`` as in the engine's HostConfig) give the container a Docker
-    socket: a source or a target like ``.../docker.sock`` (a podman socket mounted as
-    ``/var/run/docker.sock`` counts)."""
-    if isinstance(binds, dict):
-        pairs = [(source, (spec or {}).get("bind")) for source, spec in binds.items()]
-    else:
-        pairs = []
-        for each in binds or []:
-            if isinstance(each, bytes):
-                each = each.decode(errors="replace")
-            parts = str(each).split(":")
-            pairs.append((parts[0], parts[1] if len(parts) > 1 else None))
-    return any(_is_socket(source) or _is_socket(target) for source, target in pairs)
-
-
-@dataclass(frozen=True)
-class SocketAccess:
-    """How the agent's own Docker socket may be used: through its group ``gid`` (None: not
-    by its group), or by root only (mode 0600 root:root: the agent stayed root for it);
-    ``present``: False for a TCP engine, or no socket where its URL says."""
-
-    gid: Optional[int] = None
-    root_only: bool = False
-    present: bool = False
-
-
-def socket_access(base_url: Optional[str]) -> SocketAccess:
-    """How the agent's socket (``base_url``: its engine URL) may be used."""
-    path = socket_path(docker_engine_url(base_url, os.environ))
-    try:
-        info = path.stat() if path is not None else None
-    except OSError:
-        info = None
-    if info is None:
-        return SocketAccess()
-    if info.st_mode & stat.S_IRGRP and info.st_mode & stat.S_IWGRP:
-        return SocketAccess(gid=info.st_gid, present=True)
-    return SocketAccess(root_only=info.st_uid == 0, present=True)
-
-
 def own_docker_client(
     agent: Any,
     client: Any,
     defaults: Optional[Dict[str, Any]] = None,
-    socket: SocketAccess = SocketAccess(),
+    socket: SocketAccess = NO_SOCKET,
 ) -> Any:
     """Make ``client`` (the agent's docker.APIClient) create containers the agent owns, with
     the resource ``defaults`` under each run's own host_config, as the image's runtime user
@@ -126,17 +80,7 @@ def own_docker_client(
             if name == "nano_cpus" and ("cpu_quota" in options or "cpu_period" in options):
                 continue  # Docker refuses both ways of limiting CPUs at once
             options.setdefault(name, value)
-        if binds_a_docker_socket(options.get("binds")):
-            if socket.gid is not None:
-                groups = [str(each) for each in options.get("group_add") or []]
-                if str(socket.gid) not in groups:
-                    options["group_add"] = [*groups, str(socket.gid)]
-            elif not socket.present:
-                logger.warning(
-                    "A flow run is given a Docker socket, but the agent has no socket of its "
-                    "own to take the group from (a TCP engine): the run starts as the image's "
-                    "runtime user without the socket's group"
-                )
+        give_socket_group(options, socket)
         return create_host_config(**options)
 
     def container(image: str, *args: Any, labels: Optional[Dict[str, str]] = None, **kw: Any):

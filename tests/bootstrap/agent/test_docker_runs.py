@@ -14,11 +14,9 @@ from bootstrap.agent.docker_runs import (
     RUNTIME_USER_ENV,
     DockerRuns,
     RunAlreadyStarted,
-    SocketAccess,
-    binds_a_docker_socket,
     own_docker_client,
-    socket_access,
 )
+from bootstrap.agent.docker_socket import SocketAccess, binds_a_docker_socket, socket_access
 from bootstrap.agent.supervision import OWNER_LABEL, RUN_LABEL, container_name
 
 RUN = "0c7e6c2e-1111-4222-8333-944455556666"
