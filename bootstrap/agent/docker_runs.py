@@ -47,9 +47,10 @@ RUNTIME_USER_ENV = "PREFECT_AGENT_USER"  # in this image's Env: its runtime user
 
 def runtime_user(image_config: Dict[str, Any]) -> Optional[str]:
     """The user a flow run of ``image_config`` (``docker inspect``'s Config) starts as: an
-    image of this kind starts as root only to give its user a Docker socket, which flow runs
-    have none of, so they start as that user (and need no capability to drop root: a run
-    config with ``cap_drop: [ALL]`` works). Other images: as they say (None)."""
+    image of this kind starts as root only to give its user a Docker socket, so flow runs
+    start as that user (and need no capability to drop root: a run config with
+    ``cap_drop: [ALL]`` works); a socket they are given comes with its group
+    (:mod:`.docker_socket`). Other images: as they say (None)."""
     for item in image_config.get("Env") or []:
         name, _, value = item.partition("=")
         if name == RUNTIME_USER_ENV and value:
