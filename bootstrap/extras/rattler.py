@@ -82,15 +82,18 @@ class Rattler:
         line = self.process.stdout.readline()
         if not line:
             self.process.wait()
-            stderr = ""
-            if self.stderr is not None:
-                self.stderr.seek(0)
-                stderr = self.stderr.read().decode(errors="replace")
+            stderr = self._stderr()
             raise ExtrasError(
                 f"{CONDA_VAR}: the rattler worker ended unexpectedly "
                 f"(exit {self.process.returncode}):\n{installer_message(stderr)}"
             )
         return json.loads(line)
+
+    def _stderr(self) -> str:
+        if self.stderr is None:
+            return ""
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
 
     def plan(self, request: CondaRequest, target: TargetEnv) -> InstallPlan:
         started = time.monotonic()
@@ -147,12 +150,17 @@ class Rattler:
         except BaseException:
             self.close(force=True)
             raise
-        self.close()
         if not answer.get("ok"):
+            # A Rust panic's own message is on the worker's stderr (py-rattler's error then
+            # says only "unknown error"): read before the worker and its file go.
+            stderr = self._stderr().strip()
+            self.close()
+            said = f"\n{installer_message(stderr)}" if stderr else ""
             raise ExtrasError(
                 f"{CONDA_VAR}: rattler failed to install {plan.request.describe()}:\n"
-                f"{answer.get('error', '').strip()}"
+                f"{answer.get('error', '').strip()}{said}"
             )
+        self.close()
         return time.monotonic() - started
 
     def close(self, force: bool = False) -> None:

@@ -9,7 +9,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, Iterator, Mapping
+from typing import Dict, Iterator, Mapping, Optional
 
 from bootstrap.extras.variables import CA_VAR
 from bootstrap.util.errors import ExtrasError
@@ -65,7 +65,8 @@ def ca_bundle(value: str) -> Iterator[Dict[str, str]]:
         yield {}
         return
     extra = read_extra_ca(value)
-    handle, path = tempfile.mkstemp(prefix=BUNDLE_PREFIX, suffix=".pem")
+    # the pid in the name: a leftover is one whose process is gone (remove_leftover_bundles)
+    handle, path = tempfile.mkstemp(prefix=f"{BUNDLE_PREFIX}{os.getpid()}-", suffix=".pem")
     try:
         with os.fdopen(handle, "w") as bundle:
             bundle.write(system_bundle().rstrip("\n") + "\n" + extra.strip() + "\n")
@@ -98,10 +99,30 @@ def command_environment(value: str, directory: Path, environ: Mapping[str, str])
     return {name: str(path) for name in wanted}
 
 
+def bundle_owner(name: str) -> Optional[int]:
+    """The pid of the install a bundle's file name says made it (None: not said)."""
+    pid, dash, _ = name[len(BUNDLE_PREFIX) :].partition("-")
+    return int(pid) if dash and pid.isdigit() else None
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 def remove_leftover_bundles() -> None:
     """Delete this user's bundles left by an install that was killed (they are deleted as soon
-    as an install ends otherwise)."""
+    as an install ends otherwise), not those of an install still running beside this one (a
+    Local agent's flow runs share the container's /tmp): its installers are reading them."""
     for path in Path(tempfile.gettempdir()).glob(f"{BUNDLE_PREFIX}*.pem"):
+        owner = bundle_owner(path.name)
+        if owner is not None and owner != os.getpid() and process_alive(owner):
+            continue
         with contextlib.suppress(OSError):
             if path.lstat().st_uid == os.getuid():
                 path.unlink()

@@ -375,8 +375,23 @@ def test_the_install_record_keeps_no_credentials(env, environ, repo):
 
 
 def test_a_ca_bundle_left_by_a_killed_install_is_removed(env, environ, tmp_path, monkeypatch):
+    """A killed install's bundle goes; one of an install running beside this one (a Local
+    agent's flow runs share /tmp) stays: deleting it made that install's rattler panic
+    ("No CA certificates were loaded from the system"), found with tests on 3 workers."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    leftover = tmp_path / "extras-ca-x1y2z3.pem"
-    leftover.write_text("-----BEGIN CERTIFICATE-----\n...")
-    install_extras(environ, prefix=env)  # no extras requested: the leftover still goes
+    pem = "-----BEGIN CERTIFICATE-----\n..."
+    leftover = tmp_path / "extras-ca-x1y2z3.pem"  # named as before the pid was in the name
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    dead = tmp_path / f"extras-ca-{gone}-a1b2.pem"
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as running:
+        alive = tmp_path / f"extras-ca-{running.pid}-c3d4.pem"
+        for path in (leftover, dead, alive):
+            path.write_text(pem)
+        try:
+            install_extras(environ, prefix=env)  # no extras requested: leftovers still go
+        finally:
+            running.kill()
     assert not leftover.exists()
+    assert not dead.exists()
+    assert alive.exists()
