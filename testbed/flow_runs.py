@@ -39,6 +39,18 @@ def wait_final(api: PrefectApiDouble, run_ids: Iterable[str], timeout: float) ->
         time.sleep(0.5)
 
 
+def logs_saying(api: PrefectApiDouble, run_id: str, text: str, timeout: float = 30) -> str:
+    """The run's logs, joined, once they say ``text``: a flow runner sends its last batch as
+    it exits and the agent writes a failure's output just after the state, so logs arrive
+    after the final state."""
+
+    def logs() -> str:
+        return "\n".join(log["message"] for log in api.logs(flow_run_id=run_id))
+
+    api.wait_until(lambda: text in logs(), timeout, what=f"{text!r} in the run's logs")
+    return logs()
+
+
 def sleeping_container(docker_client, run_id: str):
     """The container of a run of testbed/flows/sleeps.py, once its task is sleeping."""
 

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from testbed.flow_runs import FLOW_RUN_LABEL
+from testbed.flow_runs import FLOW_RUN_LABEL, logs_saying
 from testbed.net import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -62,10 +62,7 @@ def test_a_flow_run_goes_from_scheduled_to_success_in_a_sibling_container(
     assert set(by_slug) == {"n", "numbers-1", "total-1"}
 
     # The flow runner sends logs in batches, the last one as it exits: just after Success.
-    def total_logged():
-        return any("e2e total=14" in log["message"] for log in api.logs(flow_run_id=run_id))
-
-    api.wait_until(total_logged, timeout=30, what="the flow's log line 'e2e total=14'")
+    logs_saying(api, run_id, "e2e total=14")
     # The flow-run container ran the flow, then the agent removed it (a success).
     api.wait_until(
         lambda: not flow_run_containers(docker_client, run_id), timeout=30, what="removal"

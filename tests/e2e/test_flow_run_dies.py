@@ -13,7 +13,13 @@ import pytest
 
 from prefect_api_double import PrefectApiDouble
 from testbed.agent_stand import DockerAgentStand
-from testbed.flow_runs import FLOW_RUN_LABEL, sleeping_container, state_names, wait_final
+from testbed.flow_runs import (
+    FLOW_RUN_LABEL,
+    logs_saying,
+    sleeping_container,
+    state_names,
+    wait_final,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -27,16 +33,6 @@ def flow_run_containers(docker_client, run_id: str):
     return docker_client.containers.list(
         ignore_removed=True, all=True, filters={"label": f"{FLOW_RUN_LABEL}={run_id}"}
     )
-
-
-def logs_saying(api, run_id: str, text: str) -> str:
-    """The run's logs once they say ``text`` (the agent writes them just after the state)."""
-
-    def logs() -> str:
-        return "\n".join(log["message"] for log in api.logs(run_id))
-
-    PrefectApiDouble.wait_until(lambda: text in logs(), 30, what=f"{text!r} in the run's logs")
-    return logs()
 
 
 def failed_message(api, run_id: str) -> str:

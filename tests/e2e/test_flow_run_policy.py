@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from testbed.agent_stand import FLOWS, FLOWS_IN_CONTAINER
-from testbed.flow_runs import wait_final
+from testbed.flow_runs import logs_saying, wait_final
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -69,8 +69,4 @@ def test_a_run_given_the_docker_socket_can_use_it_as_the_runtime_user(
     states = wait_final(stand.api, [run_id], timeout=180)
     assert states[run_id] == "Success", (stand.api.flow_run(run_id), stand.agent_logs())
 
-    def said() -> bool:
-        logs = stand.api.logs(flow_run_id=run_id)
-        return any("e2e uid=1000 engine=" in log["message"] for log in logs)
-
-    stand.api.wait_until(said, timeout=30, what="the flow's log line 'e2e uid=1000 engine='")
+    logs_saying(stand.api, run_id, "e2e uid=1000 engine=")
