@@ -128,8 +128,8 @@ def main() -> int:
     from bootstrap.root.privileges import RUNTIME_USER_ENV, drop_privileges
     from bootstrap.util.errors import BootstrapError
 
-    main = main_process()
-    if process_uid(main[0]) != 0:  # the agent's user, not root (unless the agent is root)
+    container_main = main_process()
+    if process_uid(container_main[0]) != 0:  # the agent's user, not root (unless the agent is root)
         try:
             drop_privileges(os.environ.get(RUNTIME_USER_ENV), Path("/nonexistent"), always=True)
         except BootstrapError as exc:
@@ -140,7 +140,7 @@ def main() -> int:
     except OSError as exc:  # there, but not ours to read: say so, never "no agent"
         print(f"cannot read the agent's run directory: {exc.strerror}")
         return 1
-    verdict = check(main, agent)
+    verdict = check(container_main, agent)
     print(verdict.reason)
     sys.stdout.flush()
     return 0 if verdict.healthy else 1
