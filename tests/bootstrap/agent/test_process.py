@@ -88,7 +88,8 @@ def test_an_idle_agent_polls_at_least_every_ceiling(launch, prefect_api) -> None
     time.sleep(6)  # well past prefect's own back-off to 10 s
     gaps = [b - a for a, b in zip(poll_times(prefect_api), poll_times(prefect_api)[1:])]
     assert len(gaps) >= 8
-    assert max(gaps[3:]) < FAST.max_poll_interval + 0.3, gaps
+    # Uncapped, prefect's back-off would be at 2 s by now; the slack is for a loaded host.
+    assert max(gaps[3:]) < FAST.max_poll_interval + 0.7, gaps
 
 
 def test_health_and_readiness_answer_with_the_reason(launch) -> None:
@@ -180,9 +181,15 @@ def test_pokes_are_rate_limited(launch, prefect_api) -> None:
     agent.wait_http("/api/ready", 200)
     time.sleep(16)  # prefect's back-off has reached 10 s
     before = len(poll_times(prefect_api))
+    pokes = 0
     flood_started = time.monotonic()
     while time.monotonic() - flood_started < 3:
         agent.get("/api/poke")
+        pokes += 1
     time.sleep(1.2)
     extra = len(poll_times(prefect_api)) - before
-    assert 1 <= extra <= 5, extra  # about one per second, not one per poke
+    # About one poll per second, not one per poke: the pokes of 3 s (plus the last one's
+    # request in flight) wake at most 0, 1, 2, 3 and 4 s after the first; one 10 s
+    # back-off poll may fall inside the window too.
+    assert pokes >= 30, pokes
+    assert 1 <= extra <= 6, (extra, pokes)
