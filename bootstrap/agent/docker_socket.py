@@ -10,22 +10,15 @@ import stat
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-from bootstrap.util.engine import docker_engine_url, socket_path
+from bootstrap.util.engine import docker_engine_url, looks_like_a_docker_socket, socket_path
 
 logger = logging.getLogger("bootstrap.agent")
-
-
-def _is_socket(path: Any) -> bool:
-    if isinstance(path, bytes):
-        path = path.decode(errors="replace")
-    return isinstance(path, str) and path.rstrip("/").endswith(".sock") and "docker" in path
 
 
 def binds_a_docker_socket(binds: Any) -> bool:
     """Whether ``binds`` (the SDK's dict ``{source: {"bind": target}}``, or a list of
     ``source:target[:mode]`` as in the engine's HostConfig) give the container a Docker
-    socket: a source or a target like ``.../docker.sock`` (a podman socket mounted as
-    ``/var/run/docker.sock`` counts)."""
+    socket, by :func:`~bootstrap.util.engine.looks_like_a_docker_socket`."""
     if isinstance(binds, dict):
         pairs = [(source, (spec or {}).get("bind")) for source, spec in binds.items()]
     else:
@@ -35,7 +28,7 @@ def binds_a_docker_socket(binds: Any) -> bool:
                 each = each.decode(errors="replace")
             parts = str(each).split(":")
             pairs.append((parts[0], parts[1] if len(parts) > 1 else None))
-    return any(_is_socket(source) or _is_socket(target) for source, target in pairs)
+    return any(looks_like_a_docker_socket(path) for pair in pairs for path in pair)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import re
 from typing import Callable, Dict, List, Optional
 from urllib.parse import urlsplit
 
+from bootstrap.util.engine import looks_like_a_docker_socket
+
 # C0 and C1 controls, and the bidirectional ones that make text read other than it is.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 NAME_MAX = 255  # the server's limit for tenant and project names
@@ -178,7 +180,9 @@ def volume_warnings(volumes: List[str]) -> List[str]:
             continue
         source = parts[0].rstrip("/") or "/"
         modes = parts[2].split(",") if len(parts) == 3 else []
-        if source in HOST_HANDOVER_PATHS or source.endswith("docker.sock"):
+        # The same rule as the agent's, which gives such a run the socket's group.
+        socket = looks_like_a_docker_socket(source) or looks_like_a_docker_socket(parts[1])
+        if source in HOST_HANDOVER_PATHS or socket:
             access = "read-only" if "ro" in modes else "read-write"
             warnings.append(
                 f"BOOTSTRAP_DOCKER_VOLUMES gives every flow run the host's {source} "

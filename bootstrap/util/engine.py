@@ -27,6 +27,14 @@ def docker_engine_url_from_env(environ: Mapping[str, str]) -> str:
     return docker_engine_url(environ.get(BASE_URL_ENV), environ)
 
 
+def looks_like_a_docker_socket(path: object) -> bool:
+    """Whether a bind's source or target is a Docker socket (``.../docker.sock``; a podman
+    socket mounted as ``/var/run/docker.sock`` counts by its target)."""
+    if isinstance(path, bytes):
+        path = path.decode(errors="replace")
+    return isinstance(path, str) and path.rstrip("/").endswith(".sock") and "docker" in path
+
+
 def socket_path(url: str) -> Optional[Path]:
     """The socket file of a ``unix://`` engine URL; None for TCP engines."""
     parts = urlsplit(url)

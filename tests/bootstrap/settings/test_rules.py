@@ -63,11 +63,18 @@ def test_good_volume_specs_pass(spec) -> None:
 
 def test_volumes_that_hand_over_the_host_are_warned_about() -> None:
     warnings = volume_warnings(
-        ["/:/host:ro", "/var/run/docker.sock:/var/run/docker.sock", "/etc:/etc", "/data:/data"]
+        [
+            "/:/host:ro",
+            "/var/run/docker.sock:/var/run/docker.sock",
+            "/etc:/etc",
+            "/data:/data",
+            "/run/podman/podman.sock:/var/run/docker.sock",  # a socket by its target
+        ]
     )
-    assert len(warnings) == 3
+    assert len(warnings) == 4
     assert "the host's / (read-only)" in warnings[0]
     assert "docker.sock (read-write)" in warnings[1]
+    assert "the host's /run/podman/podman.sock" in warnings[3]
     assert all("whoever can register a flow controls this host" in w for w in warnings)
 
 
