@@ -61,7 +61,8 @@ def test_a_flow_imports_a_package_only_the_agent_was_asked_for(
     run_id = stand.run(stand.register("imports.py"), parameters={"module": "tinypkg"})
     run = stand.api.wait_for_flow_run_state(run_id, timeout=180)
     assert run["state"] == "Success", stand.agent_logs()
-    assert "imported tinypkg 0.1.0" in stand.agent_logs()  # the flow run's output
+    # the flow run's output, which reaches the agent's log after the state reaches the API
+    stand.api.wait_until(lambda: "imported tinypkg 0.1.0" in stand.agent_logs(), timeout=30)
     assert index.downloads() == []  # installed from the agent's cache volume
 
 
@@ -73,4 +74,4 @@ def test_without_flow_run_extras_the_flow_run_lacks_them(
     run_id = stand.run(stand.register("imports.py"), parameters={"module": "tinypkg"})
     run = stand.api.wait_for_flow_run_state(run_id, timeout=180)
     assert run["state"] == "Failed"
-    assert "No module named 'tinypkg'" in stand.agent_logs()
+    stand.api.wait_until(lambda: "No module named 'tinypkg'" in stand.agent_logs(), timeout=30)

@@ -130,4 +130,5 @@ def test_without_its_package_a_lume_flow_run_fails_naming_the_module(lume_agent)
             docker_run(stand.image, "test"),
             {"text": "x", "filename": "none.txt"},
         )
-    assert f"No module named '{FLOW_PACKAGE}'" in stand.agent_logs()
+    missing = f"No module named '{FLOW_PACKAGE}'"
+    stand.api.wait_until(lambda: missing in stand.agent_logs(), timeout=30)

@@ -72,7 +72,7 @@ def test_docker_stop_is_quick_and_the_agent_shuts_down_itself(
     elapsed = time.monotonic() - started
     container.reload()
     assert container.attrs["State"]["ExitCode"] == 0  # not 137: it was not killed
-    assert elapsed < 10
+    assert elapsed < 20  # well inside the 30 s (slack for a host busy with other containers)
     assert "Keyboard interrupt received! Shutting down..." in container.logs().decode()
 
 

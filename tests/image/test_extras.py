@@ -233,8 +233,8 @@ def test_docker_stop_while_installing_rolls_back(containers: Containers, prod_im
     wait_for_log(container, "Installed conda packages with rattler", timeout=60)
     time.sleep(0.5)
     started = time.monotonic()
-    container.stop(timeout=20)  # STOPSIGNAL SIGINT, through tini to the bootstrap
-    assert time.monotonic() - started < 10
+    container.stop(timeout=30)  # STOPSIGNAL SIGINT, through tini to the bootstrap
+    assert time.monotonic() - started < 20  # not killed at the timeout
     assert finish(container) == 130
     output = logs(container)
     assert "stopped by SIGINT while installing extra packages" in output

@@ -294,7 +294,8 @@ def test_agent_in_the_image_submits_a_job_with_the_limits_and_only_needs_the_rol
             "the flow run to be Submitted",
             logs,
         )
-        assert health(port) == 200  # the probes' target, served by the agent as uid 1000
+        # the probes' target, served by the agent as uid 1000
+        wait_until(lambda: health(port) == 200, 30, "the agent's /api/health", logs)
         container.reload()
         assert container.status == "running"
         assert container.attrs["Config"]["User"] == AGENT_USER

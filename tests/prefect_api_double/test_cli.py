@@ -29,9 +29,10 @@ def test_serve_prints_the_url_and_stops_on_sigterm():
         assert url.startswith("http://127.0.0.1:")
         status, _ = post(url + "/graphql", "{ hello }")
         assert status == 200
+        # logged once the answer is sent: read it before stopping the server
+        assert "POST /graphql query hello -> 200" in proc.stderr.readline()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-        assert "POST /graphql query hello -> 200" in proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -85,11 +86,15 @@ def poll_times(api: PrefectApiDouble) -> List[float]:
 def test_an_idle_agent_polls_at_least_every_ceiling(launch, prefect_api) -> None:
     agent = launch()
     agent.wait_http("/api/ready", 200)
-    time.sleep(6)  # well past prefect's own back-off to 10 s
-    gaps = [b - a for a, b in zip(poll_times(prefect_api), poll_times(prefect_api)[1:])]
-    assert len(gaps) >= 8
-    # Uncapped, prefect's back-off would be at 2 s by now; the slack is for a loaded host.
-    assert max(gaps[3:]) < FAST.max_poll_interval + 0.7, gaps
+    start = len(poll_times(prefect_api)) + 3  # past prefect's first steps of back-off
+    # Uncapped, prefect's back-off reaches 2, 4, 8, then 10 s: 12 polls would take a minute.
+    prefect_api.wait_until(lambda: len(poll_times(prefect_api)) >= start + 12, timeout=30)
+    times = poll_times(prefect_api)[start:]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # The ceiling (0.5 s) plus a poll's round trip, with slack for a loaded host: uncapped,
+    # no gap from here on would be under 2 s.
+    assert statistics.median(gaps) < 1.0, gaps
+    assert max(gaps) < 1.9, gaps
 
 
 def test_health_and_readiness_answer_with_the_reason(launch) -> None:
@@ -151,15 +156,19 @@ def test_metrics_count_what_the_api_saw(launch, prefect_api) -> None:
     agent = launch(replace(FAST, metrics_port=metrics_port, startup_seconds={"wait": 0.25}))
     agent.wait_http("/api/ready", 200)
     time.sleep(2)
+    before = len(poll_times(prefect_api))
     text = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    seen = len(poll_times(prefect_api))
+    after = len(poll_times(prefect_api))
     samples = {
         line.split(" ")[0]: float(line.split(" ")[1])
         for line in text.splitlines()
         if line and not line.startswith("#")
     }
     polls = samples['prefect_agent_polls_total{outcome="success"}']
-    assert 0 < polls <= seen <= polls + 1  # at most the one poll in flight
+    # Every poll counted reached the API before the scrape; all but one in flight had
+    # ended before it.
+    assert polls > 0
+    assert before - 1 <= polls <= after, (before, polls, after)
     assert samples['prefect_agent_polls_total{outcome="failure"}'] == 0
     assert abs(samples["prefect_agent_last_successful_poll_timestamp_seconds"] - time.time()) < 5
     assert samples['prefect_agent_bootstrap_step_seconds{step="wait"}'] == 0.25
@@ -191,5 +200,5 @@ def test_pokes_are_rate_limited(launch, prefect_api) -> None:
     # About one poll per second, not one per poke: the pokes of 3 s (plus the last one's
     # request in flight) wake at most 0, 1, 2, 3 and 4 s after the first; one 10 s
     # back-off poll may fall inside the window too.
-    assert pokes >= 30, pokes
+    assert pokes >= 12, pokes  # twice the bound: unlimited pokes would fail it
     assert 1 <= extra <= 6, (extra, pokes)

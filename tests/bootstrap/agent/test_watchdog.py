@@ -53,7 +53,13 @@ def test_an_agent_is_alive_only_while_its_engine_answers(tmp_path: Path, monkeyp
     check = EngineCheck(config.engine_url, health, metrics)
     check.start()
     try:
-        wait_for(lambda: health.snapshot().engine_failing_since is not None)
+        # the health first, then the metric: wait for both
+        wait_for(
+            lambda: (
+                health.snapshot().engine_failing_since is not None
+                and metrics.engine_up._value.get() == 0
+            )
+        )
         verdict = liveness(health.snapshot(), time.monotonic(), config)
         assert not verdict.ok
         assert "the Docker engine has not answered" in verdict.reason
@@ -62,7 +68,12 @@ def test_an_agent_is_alive_only_while_its_engine_answers(tmp_path: Path, monkeyp
         engine = socketserver.ThreadingUnixStreamServer(str(socket_path), _Engine)
         threading.Thread(target=engine.serve_forever, daemon=True).start()
         try:
-            wait_for(lambda: health.snapshot().engine_failing_since is None)
+            wait_for(
+                lambda: (
+                    health.snapshot().engine_failing_since is None
+                    and metrics.engine_up._value.get() == 1
+                )
+            )
             assert liveness(health.snapshot(), time.monotonic(), config).ok
             assert metrics.engine_up._value.get() == 1
         finally:

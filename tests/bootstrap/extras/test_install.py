@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from bootstrap.extras import fingerprint, install_extras, journal
+from bootstrap.extras import fingerprint, install_extras, journal, proc
 from bootstrap.util.errors import ExtrasError
 from bootstrap.util.log import logger, mask
 from testbed.packages import PackageServer, build_repo, make_tls, make_wheel
@@ -313,7 +313,8 @@ def test_a_stop_signal_while_installing_rolls_everything_back(env, environ, repo
     process.send_signal(signal.SIGINT)
     rest = process.stderr.read()
     assert process.wait(timeout=15) == 130, "".join(lines) + rest
-    assert time.monotonic() - stopped < 3
+    # before the grace an installer ignoring SIGTERM would get (then SIGKILL)
+    assert time.monotonic() - stopped < proc.GRACE_SECONDS - 0.5
     assert "Stopped by SIGINT: rolling the environment back" in rest
     assert "stopped by SIGINT while installing extra packages" in rest
     assert "the environment was rolled back" in rest
