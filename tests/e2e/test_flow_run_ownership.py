@@ -1,5 +1,5 @@
-"""The server's background services against the agent, on a clock 120 times faster (Lazarus
-every 5 s, judging a heartbeat older than 5 s stale; the zombie killer every second), with the
+"""The server's background services against the agent, on a clock 40 times faster (Lazarus
+every 15 s, judging a heartbeat older than 15 s stale; the zombie killer every 3 s), with the
 flow runs' own heartbeat every second (``PREFECT__CLOUD__HEARTBEAT_INTERVAL``, prefect's
 setting, scaled alike):
 
@@ -14,7 +14,6 @@ setting, scaled alike):
 
 from __future__ import annotations
 
-import time
 from typing import Iterator
 
 import pytest
@@ -63,7 +62,7 @@ def package_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Package
 def test_a_slow_extras_install_is_not_resubmitted_by_lazarus(
     stand, fast_api, package_server
 ) -> None:
-    package_server.delay[SLOW_WHEEL] = 45  # three Lazarus windows on one wheel
+    package_server.delay[SLOW_WHEEL] = 45  # three Lazarus windows (15 s) on one wheel
     stand.start_agent()
     env = {
         **FAST_HEARTBEAT,
@@ -112,7 +111,10 @@ def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
     PrefectApiDouble.wait_until(
         lambda: fast_api.flow_run(our_run)["state"] == "Failed", 30, what="Failed"
     )
-    time.sleep(3 * 5)  # three Lazarus windows: nothing comes back
+    passes = fast_api.services.passes["lazarus"]
+    PrefectApiDouble.wait_until(  # a Lazarus pass after the kill: it brings nothing back
+        lambda: fast_api.services.passes["lazarus"] > passes, 40, what="a Lazarus pass"
+    )
     history = state_names(fast_api, our_run)
     assert history.count("Submitted") == 1, history
     assert container_creations.of([our_run]) == {our_run: 1}
