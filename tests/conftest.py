@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.fixtures.agent_stand",
     "tests.fixtures.compose",
     "tests.fixtures.registry",
+    "tests.fixtures.process_state",
 ]
 
 # Modules holding the longest single tests (a minute or more each), started first.

@@ -53,6 +53,8 @@ def _no_cluster_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith(("BOOTSTRAP_", "KUBERNETES_", "NAMESPACE", "SERVICE_ACCOUNT_NAME")):
             monkeypatch.delenv(name)
     monkeypatch.delenv("IMAGE_PULL_SECRETS", raising=False)
+    # prefect's agent loads the kubeconfig below as the client's process-wide default
+    monkeypatch.setattr(kubernetes.client.Configuration, "_default", None)
     # A kubeconfig naming a server nobody listens on: the agent's clients are created from
     # it, and nothing here sends a request.
     kubeconfig = tmp_path / "kubeconfig"

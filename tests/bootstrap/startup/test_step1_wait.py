@@ -10,7 +10,7 @@ import pytest
 from bootstrap.api.client import ApiConfig, PrefectApi
 from bootstrap.startup.step1_wait import wait_for_server
 from bootstrap.util.errors import ServerUnavailableError
-from bootstrap.util.log import configure_logging, logger
+from bootstrap.util.log import configure_logging
 from prefect_api_double import PrefectApiDouble
 from testbed.net import free_port
 
@@ -55,18 +55,7 @@ def test_server_errors_and_garbage_are_retried(prefect_api: PrefectApiDouble) ->
     assert len(prefect_api.requests) == 4  # 2 x 502, 1 x garbage, then the answer
 
 
-@pytest.fixture
-def process_logging():
-    """configure_logging sets the bootstrap's logger up for the whole process, here onto
-    this test's captured stderr: give the next test on this worker the logger it had."""
-    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
-    yield
-    logger.handlers[:] = handlers
-    logger.setLevel(level)
-    logger.propagate = propagate
-
-
-def test_each_attempt_is_logged(capsys: pytest.CaptureFixture, process_logging) -> None:
+def test_each_attempt_is_logged(capsys: pytest.CaptureFixture) -> None:
     configure_logging("INFO")
     with pytest.raises(ServerUnavailableError):
         # 3 s: attempt 2 is logged only if a third would start before the deadline
