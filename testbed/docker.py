@@ -73,15 +73,20 @@ class Containers:
         environment = {"BOOTSTRAP_DOCKER_NETWORKS": "host", **(environment or {})}
         kwargs.setdefault("name", f"pa-test-{uuid.uuid4().hex[:10]}")
         labels = {TEST_LABEL: "1", **kwargs.pop("labels", {})}
-        container = self.client.containers.run(
-            image,
-            command,
-            detach=True,
-            environment=environment,
-            volumes=volumes or {},
-            labels=labels,
-            **kwargs,
-        )
+        try:
+            container = self.client.containers.run(
+                image,
+                command,
+                detach=True,
+                environment=environment,
+                volumes=volumes or {},
+                labels=labels,
+                **kwargs,
+            )
+        except docker.errors.APIError:  # created, then refused to start: not left behind
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.containers.get(kwargs["name"]).remove(force=True, v=True)
+            raise
         self.started.append(container)
         return container
 

@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Dict, Iterable, List
+
+import docker
 
 from prefect_api_double import PrefectApiDouble
 
 AGENT_READY = r"Waiting for flow runs\.\.\."  # the agent's log line once it polls
 FLOW_RUN_LABEL = "io.prefect.flow-run-id"  # the Docker agent's label on flow-run containers
 FINAL_STATES = ("Success", "Failed", "Cancelled")
+
+
+def flow_run_ids_in(values: Iterable[object]) -> List[str]:
+    """The flow runs of the API doubles among ``values`` (a test's fixture values: a double,
+    or a factory keeping the ``doubles`` it made)."""
+    doubles: List[PrefectApiDouble] = []
+    for value in values:
+        if isinstance(value, PrefectApiDouble):
+            doubles.append(value)
+        doubles.extend(getattr(value, "doubles", []))
+    return [run["id"] for double in doubles for run in double.flow_runs()]
+
+
+def remove_flow_run_containers(client: docker.DockerClient, run_ids: Iterable[str]) -> int:
+    """Remove the flow-run containers of ``run_ids``: the stock agent leaves every one, and
+    ours those of runs that outlived it. Returns how many were removed."""
+    wanted = set(run_ids)
+    if not wanted:
+        return 0
+    removed = 0
+    for container in client.containers.list(
+        all=True, ignore_removed=True, filters={"label": FLOW_RUN_LABEL}
+    ):
+        if container.labels.get(FLOW_RUN_LABEL) in wanted:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
+                removed += 1
+    return removed
 
 
 def state_names(api: PrefectApiDouble, flow_run_id: str) -> List[str]:
