@@ -180,8 +180,11 @@ def volume_warnings(volumes: List[str]) -> List[str]:
             continue
         source = parts[0].rstrip("/") or "/"
         modes = parts[2].split(",") if len(parts) == 3 else []
-        # The same rule as the agent's, which gives such a run the socket's group.
-        socket = looks_like_a_docker_socket(source) or looks_like_a_docker_socket(parts[1])
+        # The same rule as the agent's, which gives such a run the socket's group; a named
+        # volume is not the host's, whatever its target.
+        socket = source.startswith("/") and (
+            looks_like_a_docker_socket(source) or looks_like_a_docker_socket(parts[1])
+        )
         if source in HOST_HANDOVER_PATHS or socket:
             access = "read-only" if "ro" in modes else "read-write"
             warnings.append(

@@ -7,7 +7,7 @@ entrypoint's root phase can use it without loading the rest of the bootstrap.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Mapping, Optional
 from urllib.parse import urlsplit
 
@@ -28,11 +28,12 @@ def docker_engine_url_from_env(environ: Mapping[str, str]) -> str:
 
 
 def looks_like_a_docker_socket(path: object) -> bool:
-    """Whether a bind's source or target is a Docker socket (``.../docker.sock``; a podman
-    socket mounted as ``/var/run/docker.sock`` counts by its target)."""
+    """Whether a bind's source or target is a Docker socket: a file named ``docker.sock``
+    (rootless, Colima and Docker Desktop name theirs so too; a podman socket mounted as
+    ``/var/run/docker.sock`` counts by its target)."""
     if isinstance(path, bytes):
         path = path.decode(errors="replace")
-    return isinstance(path, str) and path.rstrip("/").endswith(".sock") and "docker" in path
+    return isinstance(path, str) and PurePosixPath(path.rstrip("/")).name == "docker.sock"
 
 
 def socket_path(url: str) -> Optional[Path]:

@@ -133,6 +133,8 @@ def test_a_run_given_the_docker_socket_gets_its_group(caplog) -> None:
         ([b"/var/run/docker.sock:/var/run/docker.sock:rw"], True),
         ({b"/var/run/docker.sock": {"bind": "/sock"}}, True),
         ({"/srv/docker.socket.d": {"bind": "/x"}}, False),
+        (["/srv/docker/mysql/mysqld.sock:/run/mysqld/mysqld.sock"], False),
+        (["/home/me/.colima/default/docker.sock:/var/run/docker.sock"], True),
         (["/data:/data:ro", "named-volume:/cache"], False),
         (None, False),
     ],

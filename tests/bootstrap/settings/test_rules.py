@@ -69,6 +69,8 @@ def test_volumes_that_hand_over_the_host_are_warned_about() -> None:
             "/etc:/etc",
             "/data:/data",
             "/run/podman/podman.sock:/var/run/docker.sock",  # a socket by its target
+            "/srv/docker/mysql/mysqld.sock:/run/mysqld/mysqld.sock",  # not Docker's
+            "sockets:/var/run/docker.sock",  # a named volume: not the host's
         ]
     )
     assert len(warnings) == 4
