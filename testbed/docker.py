@@ -83,9 +83,12 @@ class Containers:
                 labels=labels,
                 **kwargs,
             )
-        except docker.errors.APIError:  # created, then refused to start: not left behind
-            with contextlib.suppress(docker.errors.NotFound):
-                self.client.containers.get(kwargs["name"]).remove(force=True, v=True)
+        except docker.errors.APIError as exc:
+            # Created, then refused to start: not left behind. (A 409 is a name already
+            # taken: that container is not this call's to remove.)
+            if exc.status_code != 409:
+                with contextlib.suppress(docker.errors.APIError):
+                    self.client.containers.get(kwargs["name"]).remove(force=True, v=True)
             raise
         self.started.append(container)
         return container

@@ -87,7 +87,7 @@ def test_an_idle_agent_polls_at_least_every_ceiling(launch, prefect_api) -> None
     agent = launch()
     agent.wait_http("/api/ready", 200)
     start = len(poll_times(prefect_api)) + 3  # past prefect's first steps of back-off
-    # Uncapped, prefect's back-off reaches 2, 4, 8, then 10 s: 12 polls would take a minute.
+    # Uncapped, prefect's back-off reaches 2, 4, 8, then 10 s: 12 polls would take minutes.
     prefect_api.wait_until(lambda: len(poll_times(prefect_api)) >= start + 12, timeout=30)
     times = poll_times(prefect_api)[start:]
     gaps = [b - a for a, b in zip(times, times[1:])]

@@ -50,6 +50,7 @@ def test_an_agent_is_alive_only_while_its_engine_answers(tmp_path: Path, monkeyp
     health.registered()
     health.poll_succeeded()
     metrics = Metrics("docker", {})
+    metrics.engine_up.set(1)  # so that the check's 0 is seen to be the check's
     check = EngineCheck(config.engine_url, health, metrics)
     check.start()
     try:
