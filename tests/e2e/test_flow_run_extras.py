@@ -7,13 +7,14 @@ wheels built by the tests on the host's loopback. The Prefect Server is the API 
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Iterator
 
 import docker
 import pytest
 
-from testbed.docker import HOST_SOCKET
+from testbed.docker import HOST_SOCKET, wait_for_log
 from testbed.packages import PackageServer, build_repo
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -62,7 +63,7 @@ def test_a_flow_imports_a_package_only_the_agent_was_asked_for(
     run = stand.api.wait_for_flow_run_state(run_id, timeout=180)
     assert run["state"] == "Success", stand.agent_logs()
     # the flow run's output, which reaches the agent's log after the state reaches the API
-    stand.api.wait_until(lambda: "imported tinypkg 0.1.0" in stand.agent_logs(), timeout=30)
+    wait_for_log(stand.agent, re.escape("imported tinypkg 0.1.0"), timeout=30)
     assert index.downloads() == []  # installed from the agent's cache volume
 
 
@@ -74,4 +75,4 @@ def test_without_flow_run_extras_the_flow_run_lacks_them(
     run_id = stand.run(stand.register("imports.py"), parameters={"module": "tinypkg"})
     run = stand.api.wait_for_flow_run_state(run_id, timeout=180)
     assert run["state"] == "Failed"
-    stand.api.wait_until(lambda: "No module named 'tinypkg'" in stand.agent_logs(), timeout=30)
+    wait_for_log(stand.agent, re.escape("No module named 'tinypkg'"), timeout=30)

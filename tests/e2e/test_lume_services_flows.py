@@ -13,12 +13,14 @@ image, the agent, the flow-run containers. The Prefect Server is the API double.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Dict
 
 import pytest
 
 from testbed.agent_stand import FLOWS, FLOWS_IN_CONTAINER
+from testbed.docker import wait_for_log
 from testbed.lume_services import (
     FLOW_PACKAGE,
     FLOW_WHEEL,
@@ -130,5 +132,4 @@ def test_without_its_package_a_lume_flow_run_fails_naming_the_module(lume_agent)
             docker_run(stand.image, "test"),
             {"text": "x", "filename": "none.txt"},
         )
-    missing = f"No module named '{FLOW_PACKAGE}'"
-    stand.api.wait_until(lambda: missing in stand.agent_logs(), timeout=30)
+    wait_for_log(stand.agent, re.escape(f"No module named '{FLOW_PACKAGE}'"), timeout=30)
