@@ -216,6 +216,7 @@ def apply_steps(steps: List[Step]) -> None:
             step.installer.close()
             continue
         seconds = step.installer.apply(step.plan)
+        step.installer.close()  # e.g. the core's constraints file in /tmp
         logger.info(
             "Installed %s packages with %s in %.2f s",
             step.installer.kind,

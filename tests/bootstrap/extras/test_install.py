@@ -396,3 +396,20 @@ def test_a_ca_bundle_left_by_a_killed_install_is_removed(env, environ, tmp_path,
     assert not leftover.exists()
     assert not dead.exists()
     assert alive.exists()
+
+
+def test_no_constraints_file_is_left_in_the_temporary_directory(
+    env, environ, repo, tmp_path, monkeypatch
+):
+    """The core's constraints file goes once the install is over, installed or rolled back: a
+    Local agent's flow runs share the host's /tmp, and every run installs."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    environ.update(extras(repo, pip="tinypkg"))
+    install_extras(environ, prefix=env)
+    assert run_python(env, "import tinypkg; print('ok')") == "ok"
+    environ.update(extras(repo, pip="tinypkg badpkg"))
+    with pytest.raises(ExtrasError, match="rolled back"):
+        install_extras(environ, prefix=env)
+    assert sorted(path.name for path in scratch.iterdir()) == []
