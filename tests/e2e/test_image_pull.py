@@ -22,17 +22,25 @@ def stand(prefect_api, containers, prod_image) -> DockerAgentStand:
     return DockerAgentStand(prefect_api, containers, prod_image)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def registry(local_registry):
     return local_registry(user="lume", password=PASSWORD)
 
 
 @pytest.fixture
-def flow_image(registry, docker_client, prod_image):
-    reference = registry.push(docker_client, prod_image, "lume/flows:e2e")
+def flow_image(registry, docker_client, prod_image, request):
+    """The prod image in the registry, under a repository of this test's own (the registry
+    is the module's: each test counts the pulls of its own repository)."""
+    repository = "lume/" + request.node.name.replace("_", "-")[5:45].strip("-")
+    reference = registry.push(docker_client, prod_image, f"{repository}:e2e")
     yield reference
     for image in docker_client.images.list(name=reference.rsplit(":", 1)[0]):
         docker_client.images.remove(image.id if not image.tags else reference, force=True)
+
+
+def repository_of(reference: str) -> str:
+    """``127.0.0.1:PORT/lume/x:e2e`` -> ``lume/x``."""
+    return reference.split("/", 1)[1].rsplit(":", 1)[0]
 
 
 def start_agent(stand, registry, tmp_path, **env):
@@ -57,10 +65,10 @@ def test_if_not_present_pulls_once_with_the_mounted_credentials(
     flow_id = stand.register("no_registry_credentials.py", image=flow_image)
     first = stand.run(flow_id)
     assert wait_final(prefect_api, [first], timeout=240) == {first: "Success"}, stand.agent_logs()
-    assert registry.requests_for("lume/flows") == 1
+    assert registry.requests_for(repository_of(flow_image)) == 1
     second = stand.run(flow_id)
     assert wait_final(prefect_api, [second], timeout=240) == {second: "Success"}
-    assert registry.requests_for("lume/flows") == 1  # present now: not pulled again
+    assert registry.requests_for(repository_of(flow_image)) == 1  # present now: not pulled again
     assert f"Pulled image {flow_image}" in stand.agent_logs()
     # the credentials stay in the file: not in the agent's configuration, not in a flow run's
     agent.reload()
@@ -76,7 +84,7 @@ def test_an_image_the_registry_lacks_ends_its_run_failed_naming_it(
         stand, registry, tmp_path,
         BOOTSTRAP_DOCKER_PULL_POLICY="Always", BOOTSTRAP_DOCKER_PULL_ATTEMPTS="2",
     )  # fmt: skip
-    missing = f"{registry.host}/lume/flows:no-such-tag"
+    missing = flow_image.replace(":e2e", ":no-such-tag")  # its repository is there
     run = stand.run(stand.register("squares.py", image=missing, name="missing image"))
     assert wait_final(prefect_api, [run], timeout=120) == {run: "Failed"}
     message = prefect_api.flow_run(run)["serialized_state"]["message"]
@@ -94,7 +102,7 @@ def test_never_refuses_an_image_the_engine_lacks(
     assert wait_final(prefect_api, [run], timeout=120) == {run: "Failed"}
     message = prefect_api.flow_run(run)["serialized_state"]["message"]
     assert f"Image {flow_image} is not on the agent's Docker engine" in message, message
-    assert registry.requests_for("lume/flows") == 0
+    assert registry.requests_for(repository_of(flow_image)) == 0
     assert not docker_client.containers.list(
         ignore_removed=True, all=True, filters={"label": f"{FLOW_RUN_LABEL}={run}"}
     )
