@@ -26,6 +26,14 @@ def flow_run_ids_in(values: Iterable[object]) -> List[str]:
     return [run["id"] for double in doubles for run in double.flow_runs()]
 
 
+def flow_run_containers(client: docker.DockerClient, run_id: str, stopped: bool = True) -> list:
+    """The engine's containers for ``run_id`` (the Docker agent's label), stopped ones too
+    unless ``stopped`` is False; one removed while they are listed is left out."""
+    return client.containers.list(
+        all=stopped, ignore_removed=True, filters={"label": f"{FLOW_RUN_LABEL}={run_id}"}
+    )
+
+
 def remove_flow_run_containers(client: docker.DockerClient, run_ids: Iterable[str]) -> int:
     """Remove the flow-run containers of ``run_ids``: the stock agent leaves every one, and
     ours those of runs that outlived it. Returns how many were removed."""
@@ -86,9 +94,7 @@ def sleeping_container(docker_client, run_id: str):
     """The container of a run of testbed/flows/sleeps.py, once its task is sleeping."""
 
     def started():
-        found = docker_client.containers.list(
-            ignore_removed=True, filters={"label": f"{FLOW_RUN_LABEL}={run_id}"}
-        )
+        found = flow_run_containers(docker_client, run_id, stopped=False)
         return [c for c in found if "e2e: sleeping" in c.logs().decode(errors="replace")]
 
     (container,) = PrefectApiDouble.wait_until(started, 120, what="the flow run's task started")

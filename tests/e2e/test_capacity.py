@@ -3,12 +3,10 @@ containers alive than the limit, every run done, and flows of flows that cannot 
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from testbed.agent_stand import DockerAgentStand
-from testbed.flow_runs import FLOW_RUN_LABEL, AliveContainers, wait_final
+from testbed.flow_runs import AliveContainers, flow_run_containers, wait_final
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -75,12 +73,11 @@ def test_every_flow_run_container_gets_the_memory_default_and_ceilings_hold(
     assert states == {greedy: "Failed"}
     message = prefect_api.flow_run(greedy)["serialized_state"]["message"]
     assert "rule 'resources': memory 2g is above the agent's ceiling (1024m)" in message
-    filters = {"label": f"{FLOW_RUN_LABEL}={plain}"}
-    deadline = time.monotonic() + 120
-    while not docker_client.containers.list(ignore_removed=True, filters=filters):
-        assert time.monotonic() < deadline, "no container for the plain run"
-        time.sleep(0.2)
-    (container,) = docker_client.containers.list(ignore_removed=True, filters=filters)
+    (container,) = prefect_api.wait_until(
+        lambda: flow_run_containers(docker_client, plain, stopped=False),
+        120,
+        what="the plain run's container",
+    )
     host_config = container.attrs["HostConfig"]
     assert host_config["Memory"] == 512 * 2**20
     assert host_config["PidsLimit"] == 256

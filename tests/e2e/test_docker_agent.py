@@ -12,19 +12,10 @@ import time
 import pytest
 import requests
 
-from testbed.flow_runs import FLOW_RUN_LABEL, logs_saying
+from testbed.flow_runs import flow_run_containers, logs_saying
 from testbed.net import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
-
-
-def flow_run_containers(docker_client, flow_run_id: str) -> list:
-    """Ids of the flow run's containers. The low-level list: the SDK's containers.list()
-    inspects each one and fails on a container auto-removed in the meantime."""
-    found = docker_client.api.containers(
-        all=True, filters={"label": f"{FLOW_RUN_LABEL}={flow_run_id}"}
-    )
-    return [container["Id"] for container in found]
 
 
 def test_a_flow_run_goes_from_scheduled_to_success_in_a_sibling_container(

@@ -14,7 +14,7 @@ import pytest
 from prefect_api_double import PrefectApiDouble
 from testbed.agent_stand import DockerAgentStand
 from testbed.flow_runs import (
-    FLOW_RUN_LABEL,
+    flow_run_containers,
     logs_saying,
     sleeping_container,
     state_names,
@@ -27,12 +27,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 @pytest.fixture
 def stand(prefect_api, containers, prod_image) -> DockerAgentStand:
     return DockerAgentStand(prefect_api, containers, prod_image)
-
-
-def flow_run_containers(docker_client, run_id: str):
-    return docker_client.containers.list(
-        ignore_removed=True, all=True, filters={"label": f"{FLOW_RUN_LABEL}={run_id}"}
-    )
 
 
 def failed_message(api, run_id: str) -> str:

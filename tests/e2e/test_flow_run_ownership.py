@@ -23,8 +23,8 @@ from testbed.agent_stand import DockerAgentStand
 from testbed.docker import wait_for_log
 from testbed.flow_runs import (
     AGENT_READY,
-    FLOW_RUN_LABEL,
     assert_ran_exactly_once,
+    flow_run_containers,
     sleeping_container,
     state_names,
     wait_final,
@@ -99,9 +99,7 @@ def test_a_killed_run_the_stock_agent_starts_twice_ours_ends_once(
         state["message"] for state in fast_api.flow_run_states(stock_run)
     ]
     stock.remove(force=True)
-    for container in docker_client.containers.list(
-        ignore_removed=True, all=True, filters={"label": f"{FLOW_RUN_LABEL}={stock_run}"}
-    ):
+    for container in flow_run_containers(docker_client, stock_run):
         container.remove(force=True)
 
     ours.start()

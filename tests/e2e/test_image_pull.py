@@ -9,7 +9,7 @@ import pytest
 
 from testbed.agent_stand import DockerAgentStand
 from testbed.docker import HOST_SOCKET
-from testbed.flow_runs import FLOW_RUN_LABEL, wait_final
+from testbed.flow_runs import flow_run_containers, wait_final
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -103,6 +103,4 @@ def test_never_refuses_an_image_the_engine_lacks(
     message = prefect_api.flow_run(run)["serialized_state"]["message"]
     assert f"Image {flow_image} is not on the agent's Docker engine" in message, message
     assert registry.requests_for(repository_of(flow_image)) == 0
-    assert not docker_client.containers.list(
-        ignore_removed=True, all=True, filters={"label": f"{FLOW_RUN_LABEL}={run}"}
-    )
+    assert not flow_run_containers(docker_client, run)
