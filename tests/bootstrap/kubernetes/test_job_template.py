@@ -48,6 +48,20 @@ JOB_SETTINGS = {
 
 
 @pytest.fixture(autouse=True)
+def _agent_class_restored():
+    """The launcher's hooks wrap prefect's KubernetesAgent for the whole process (how many
+    depends on the settings: the limit adds two): whatever a test wrapped or added is taken
+    off again, so the next test on this worker gets prefect's own class."""
+    before = dict(vars(KubernetesAgent))
+    yield
+    for name in set(vars(KubernetesAgent)) - set(before):
+        delattr(KubernetesAgent, name)
+    for name, value in before.items():
+        if vars(KubernetesAgent).get(name) is not value:
+            setattr(KubernetesAgent, name, value)
+
+
+@pytest.fixture(autouse=True)
 def _no_cluster_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
         if name.startswith(("BOOTSTRAP_", "KUBERNETES_", "NAMESPACE", "SERVICE_ACCOUNT_NAME")):
@@ -299,8 +313,6 @@ def test_a_runs_own_job_template_is_held_to_the_flow_run_policy(monkeypatch, tmp
     from bootstrap.agent.command import flow_run_policy
     from bootstrap.agent.policy import PolicyRefusal
 
-    # the hook patches prefect's class for the process: restored when the test ends
-    monkeypatch.setattr(KubernetesAgent, "generate_job_spec", KubernetesAgent.generate_job_spec)
     agent = agent_from_bootstrap(monkeypatch, tmp_path, **JOB_SETTINGS)
     hooks.install_policy("kubernetes", flow_run_policy(load_settings(JOB_SETTINGS)))
     assert flow_container(agent.generate_job_spec(flow_run()))["name"] == "flow"  # ours passes
@@ -331,8 +343,6 @@ def test_the_job_runs_once_is_named_for_its_run_and_expires(monkeypatch, tmp_pat
     from bootstrap.agent.config import LauncherConfig
     from bootstrap.agent.metrics import Metrics
 
-    for name in ("generate_job_spec", "deploy_flow", "manage_jobs"):
-        monkeypatch.setattr(KubernetesAgent, name, getattr(KubernetesAgent, name))
     agent = agent_from_bootstrap(monkeypatch, tmp_path, **JOB_SETTINGS)
     kubernetes_runs.install(Metrics("kubernetes", {}), LauncherConfig(agent_type="kubernetes"))
     job = agent.generate_job_spec(flow_run())
@@ -395,3 +405,13 @@ def test_the_ceilings_are_the_default_limits_and_a_run_past_them_is_refused(
         "container fetch: no memory limit, above the agent's ceiling (2048Mi)"
     )
     kubernetes_validate.validate(plain, kubernetes_validate.latest_version(), strict=True)
+
+
+
+def test_a_wraps_with_a_limit(monkeypatch):
+    from bootstrap.agent.kubernetes_capacity import KubernetesCapacity
+    class M:
+        def capacity(self, *a, **k): pass
+    KubernetesCapacity(2, M()).install()
+    assert "_deploy_flow_run" in vars(KubernetesAgent)
+
