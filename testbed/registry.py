@@ -1,5 +1,5 @@
 """A real container registry on 127.0.0.1: Debian's ``docker-registry`` (the CNCF
-distribution registry, 2.8), started per test with its storage in a temporary directory and,
+distribution registry, 2.8), started for a module with its storage in a temporary directory and,
 on request, htpasswd authentication (what a private registry asks of ``docker login``).
 
 The engine treats 127.0.0.0/8 as an insecure registry by default, so plain HTTP works

@@ -89,7 +89,7 @@ def install(
         return None
     announce(env, steps, core)
     # The journal opens before planning: planners touch the environment too (uv's .lock).
-    transaction = journal.Journal.begin(prefix)
+    transaction = begin_journal(prefix, steps)
     planning = True
     try:
         plan_steps(env, steps, target, core)
@@ -176,6 +176,17 @@ def announce(env: ExtrasEnv, steps: List[Step], core: Core) -> None:
         return
     for step in steps:
         step.installer.protect(core)
+
+
+def begin_journal(prefix: Path, steps: List[Step]) -> journal.Journal:
+    """The undo journal, opened; if it cannot open (another install holds it), the installers
+    end first: nothing to roll back yet, only their own files (the core's constraints)."""
+    try:
+        return journal.Journal.begin(prefix)
+    except BaseException:
+        for step in steps:
+            step.installer.close(force=True)
+        raise
 
 
 def plan_steps(env: ExtrasEnv, steps: List[Step], target: TargetEnv, core: Core) -> None:

@@ -5,6 +5,8 @@ no flow run sees; an image the registry lacks ends its run Failed naming the ima
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from testbed.agent_stand import DockerAgentStand
@@ -31,7 +33,7 @@ def registry(local_registry):
 def flow_image(registry, docker_client, prod_image, request):
     """The prod image in the registry, under a repository of this test's own (the registry
     is the module's: each test counts the pulls of its own repository)."""
-    repository = "lume/" + request.node.name.replace("_", "-")[5:45].strip("-")
+    repository = "lume/" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[5:45].strip("-")
     reference = registry.push(docker_client, prod_image, f"{repository}:e2e")
     yield reference
     for image in docker_client.images.list(name=reference.rsplit(":", 1)[0]):

@@ -413,3 +413,11 @@ def test_no_constraints_file_is_left_in_the_temporary_directory(
     with pytest.raises(ExtrasError, match="rolled back"):
         install_extras(environ, prefix=env)
     assert sorted(path.name for path in scratch.iterdir()) == []
+
+    def locked(prefix):
+        raise ExtrasError("another install holds the journal")
+
+    monkeypatch.setattr(journal.Journal, "begin", staticmethod(locked))
+    with pytest.raises(ExtrasError, match="another install"):
+        install_extras(environ, prefix=env)
+    assert sorted(path.name for path in scratch.iterdir()) == []

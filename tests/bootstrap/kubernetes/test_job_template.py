@@ -405,13 +405,3 @@ def test_the_ceilings_are_the_default_limits_and_a_run_past_them_is_refused(
         "container fetch: no memory limit, above the agent's ceiling (2048Mi)"
     )
     kubernetes_validate.validate(plain, kubernetes_validate.latest_version(), strict=True)
-
-
-
-def test_a_wraps_with_a_limit(monkeypatch):
-    from bootstrap.agent.kubernetes_capacity import KubernetesCapacity
-    class M:
-        def capacity(self, *a, **k): pass
-    KubernetesCapacity(2, M()).install()
-    assert "_deploy_flow_run" in vars(KubernetesAgent)
-
