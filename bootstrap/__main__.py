@@ -1,3 +1,3 @@
-from bootstrap.cli import main
+from bootstrap.console import main
 
 main()

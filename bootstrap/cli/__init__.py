@@ -23,6 +23,7 @@ from bootstrap import __version__, container, startup
 from bootstrap.agent.command import agent_launch, exec_agent
 from bootstrap.api.connect import connect
 from bootstrap.cli.options import pairs_option, settings_options
+from bootstrap.console import HELP_WORDS, PROG, exit_code_for
 from bootstrap.settings import Settings
 from bootstrap.settings.encoding import as_data
 from bootstrap.startup.step1_wait import wait_for_server
@@ -30,11 +31,9 @@ from bootstrap.startup.step2_tenant import ensure_tenant, existing_tenant
 from bootstrap.startup.step3_projects import ensure_projects
 from bootstrap.startup.step5_launch import launch_agent
 from bootstrap.util.errors import BootstrapError
-from bootstrap.util.log import logger, mask
+from bootstrap.util.log import logger
 
-PROG = "prefect-agent-bootstrap"
 DEFAULT_COMMAND = (PROG, "run")
-HELP_WORDS = ("--help", "-h", "help")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -240,13 +239,6 @@ def job_template(settings: Settings) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     try:
         cli.main(args=argv, prog_name=PROG, standalone_mode=False)
-    except BootstrapError as exc:
-        message = mask(str(exc))
-        if logger.handlers:
-            logger.error("%s", message)
-        else:
-            click.echo(f"error: {message}", err=True)
-        sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -255,10 +247,5 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:  # a bug: still one line, the traceback only when debugging
-        logger.debug("Unexpected error", exc_info=exc)
-        message = mask(f"unexpected {type(exc).__name__}: {exc}")
-        click.echo(f"error: {message} (a bug: BOOTSTRAP_LOG_LEVEL=DEBUG shows where)", err=True)
-        sys.exit(1)
+    except (BootstrapError, KeyboardInterrupt, Exception) as exc:  # one line, then exit
+        sys.exit(exit_code_for(exc))
