@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import urllib.request  # noqa: F401 - loaded now: the stop handler's report must not import
 from typing import Sequence
 
 from bootstrap.flowrun.report import FlowRunRole

@@ -97,9 +97,16 @@ class Heartbeat:
     """Beat for the run while the container prepares (extras), so that the server's
     Lazarus (10 minutes without a heartbeat) does not resubmit a healthy slow start."""
 
-    def __init__(self, role: FlowRunRole, interval: Optional[float] = None) -> None:
+    FIRST_BEAT_SECONDS = 5.0
+
+    def __init__(
+        self, role: FlowRunRole, interval: Optional[float] = None, first: Optional[float] = None
+    ) -> None:
         self.role = role
         self.interval = role.heartbeat_interval if interval is None else interval
+        # The first beat soon (the clock Lazarus reads started at Submitted, before the image
+        # pull), but not at once: a start without extras is over long before, with no request.
+        self.first = min(self.interval, self.FIRST_BEAT_SECONDS) if first is None else first
         self.stopped = threading.Event()
         self.beats = 0
         self._thread = threading.Thread(target=self._run, name="flow-run-heartbeat", daemon=True)
@@ -113,11 +120,11 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        # The first beat after one period, as prefect's own: the agent has just submitted the
-        # run, and a start without extras is over long before (no request at all).
-        while not self.stopped.wait(self.interval):
+        wait = self.first
+        while not self.stopped.wait(wait):
             try:
                 self.role.heartbeat()
                 self.beats += 1
             except Exception as exc:  # the API may be briefly away: try again next time
                 logger.debug("flow-run heartbeat failed: %s", exc)
+            wait = self.interval

@@ -83,18 +83,20 @@ def test_the_heartbeat_goes_on_while_the_container_prepares(prefect_api, run_id)
 
 
 def test_a_quick_preparation_sends_no_heartbeat(prefect_api, run_id) -> None:
-    """A container without extras is ready at once: no request; the first beat comes one
-    period after the start, as prefect's own heartbeat does."""
+    """A container without extras is ready at once: no request. A slow one beats first
+    after a few seconds (Lazarus' clock has run since Submitted), then every period."""
     prefect_api.clear_requests()
-    role = FlowRunRole(run_id, prefect_api.url)
-    with Heartbeat(role, interval=5) as beat:
+    role = FlowRunRole(run_id, prefect_api.url, heartbeat_interval=30)
+    with Heartbeat(role) as beat:
         pass
-    assert beat.beats == 0
+    assert (beat.first, beat.beats) == (Heartbeat.FIRST_BEAT_SECONDS, 0)
     assert "update_flow_run_heartbeat" not in prefect_api.fields_called()
-    with Heartbeat(role, interval=0.5) as beat:
+    with Heartbeat(role, first=0.5) as beat:
         time.sleep(0.3)
         assert beat.beats == 0
         prefect_api.wait_until(lambda: beat.beats >= 1, timeout=15, what="the first heartbeat")
+        time.sleep(1)
+        assert beat.beats == 1  # the next one a period (30 s) later
 
 
 def test_a_stop_signal_during_the_run_ends_it_failed_with_the_signal(
