@@ -20,7 +20,12 @@ from bench.harness import Context
 from prefect_api_double import PrefectApiDouble
 from testbed.agent_stand import DockerAgentStand
 from testbed.docker import Containers
-from testbed.flow_runs import AliveContainers, wait_final
+from testbed.flow_runs import (
+    AliveContainers,
+    flow_run_ids_in,
+    remove_flow_run_containers,
+    wait_final,
+)
 
 RUNS = 24
 FLOW = "noop.py"
@@ -79,6 +84,8 @@ def _drain(client, image: str, limit: Optional[str]):
         return RUNS / drained * 60, most, polls
     finally:
         containers.remove_all()
+        # the stock agent leaves every container, ours a run's it had not removed yet
+        remove_flow_run_containers(client, flow_run_ids_in([api]))
         api.stop()
 
 

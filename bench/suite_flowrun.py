@@ -45,6 +45,7 @@ from bench.harness import Context
 from prefect_api_double import PrefectApiDouble
 from testbed.agent_stand import DockerAgentStand
 from testbed.docker import Containers
+from testbed.flow_runs import flow_run_ids_in, remove_flow_run_containers
 
 FLOW, PARAMETERS = "squares.py", {"n": 1}
 STOCK_CEILING = 10.0  # Prefect's own longest sleep
@@ -128,6 +129,8 @@ def run(ctx: Context) -> None:
         stock_lume = _lume_runs(stock)
     finally:
         containers.remove_all()
+        # the stock agent leaves every container, ours a run's it had not removed yet
+        remove_flow_run_containers(containers.client, flow_run_ids_in([api]))
         api.stop()
     ctx.record(
         "flowrun_lume_stock",
