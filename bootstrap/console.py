@@ -9,6 +9,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
+from bootstrap import container
 from bootstrap.util.errors import BootstrapError
 from bootstrap.util.log import logger, mask
 
@@ -33,10 +34,9 @@ def foreign_command(args: Sequence[str]) -> Optional[List[str]]:
         command = command[1:]
     if not command:
         return None
-    first = command[0]
-    if first in HELP_WORDS or first in COMMANDS or os.path.basename(first) == PROG:
+    if command[0] in HELP_WORDS or command[0] in COMMANDS:
         return None
-    return command
+    return command if container.is_bootstrap(command, PROG) is None else None
 
 
 def exit_code_for(exc: BaseException) -> int:
@@ -65,8 +65,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
         cli_main(args)
         return
-    from bootstrap import container
-
     try:
         container.prepare_container(os.environ, command)
         container.exec_command(command)
