@@ -17,17 +17,21 @@ from typing import Mapping, Optional, Sequence
 from bootstrap.extras import install_extras
 from bootstrap.extras.tls import command_environment
 from bootstrap.extras.variables import CA_VAR
-from bootstrap.flowrun.report import FlowRunRole, Heartbeat
+from bootstrap.flowrun.heartbeat import Heartbeat
+from bootstrap.flowrun.report import FlowRunRole
 from bootstrap.root.privileges import RUNTIME_USER_ENV, docker_socket_path, drop_privileges
 from bootstrap.util.errors import BootstrapError, ExtrasError, SettingsError
-from bootstrap.util.log import configure_logging, logger, mask, register_secrets
+from bootstrap.util.log import (
+    configure_logging,
+    environ_log_format,
+    environ_log_level,
+    logger,
+    mask,
+    register_secrets,
+)
 from bootstrap.util.rundir import ensure_run_dir
 from bootstrap.util.secrets import environment_secrets
 from bootstrap.util.timings import timed
-
-LOG_LEVEL_ENV = "BOOTSTRAP_LOG_LEVEL"
-LOG_FORMAT_ENV = "BOOTSTRAP_LOG_FORMAT"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,10 @@ class EntrypointEnv:
 
     @classmethod
     def read(cls, environ: Mapping[str, str]) -> EntrypointEnv:
-        level = environ.get(LOG_LEVEL_ENV, "INFO").upper()
-        log_format = environ.get(LOG_FORMAT_ENV, "text").lower()
         return cls(
             # Bad values are reported by the settings later, with the other settings.
-            log_level=level if level in LOG_LEVELS else "INFO",
-            log_format=log_format if log_format in ("text", "json") else "text",
+            log_level=environ_log_level(environ),
+            log_format=environ_log_format(environ),
             runtime_user=environ.get(RUNTIME_USER_ENV) or None,
             docker_socket=docker_socket_path(environ),
         )

@@ -4,7 +4,10 @@ that says so before the container exits, instead of a run left Running for the z
 killer. The image's entrypoint runs flow runs this way (bootstrap.container).
 
 SIGINT is left to prefect: its flow runner cancels a run by sending itself SIGINT, and
-``docker stop`` (the image's STOPSIGNAL) ends in an exit 130 the agent reports."""
+``docker stop`` (the image's STOPSIGNAL) ends in an exit 130 the agent reports.
+
+The run's heartbeat comes from a small process of this image's (bootstrap.flowrun.heartbeat),
+started here before prefect loads, in place of prefect's own."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import sys
 import urllib.request  # noqa: F401 - loaded now: the stop handler's report must not import
 from typing import Sequence
 
+from bootstrap.flowrun.heartbeat import take_over
 from bootstrap.flowrun.report import FlowRunRole
 
 STOP_SIGNALS = (signal.SIGTERM,)
@@ -36,9 +40,14 @@ def main(argv: Sequence[str]) -> int:
 
     for signum in STOP_SIGNALS:
         signal.signal(signum, on_stop)
+    heartbeat = take_over(role, os.environ)  # before prefect reads its configuration
     from prefect.cli import cli as prefect_cli
 
-    prefect_cli.main(args=list(argv), prog_name="prefect")  # exits with its own code
+    try:
+        prefect_cli.main(args=list(argv), prog_name="prefect")  # exits with its own code
+    finally:
+        if heartbeat is not None:
+            heartbeat.stdin.close()  # its lifeline: it ends now, not at a request's timeout
     return 0
 
 

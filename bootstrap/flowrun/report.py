@@ -1,6 +1,7 @@
 """A flow-run container speaking for its run before (and when) prefect's flow runner cannot:
-the heartbeat while it prepares, and Failed with the reason when preparing fails or a stop
-signal arrives. Standard library only (it runs before the heavy imports, in the entrypoint).
+its heartbeat (:mod:`bootstrap.flowrun.heartbeat`), and Failed with the reason when preparing
+fails or a stop signal arrives. Standard library only: it runs before the heavy imports, in
+the entrypoint and the heartbeat process.
 
 The agent gives every flow-run container ``PREFECT__CONTEXT__FLOW_RUN_ID`` and the API's
 address and key (``PREFECT__CLOUD__API``, ``PREFECT__CLOUD__API_KEY``); proxies and
@@ -10,7 +11,6 @@ NO_PROXY are honoured by urllib itself.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Sequence
 
@@ -26,6 +26,7 @@ HEARTBEAT = (
     "mutation($id: UUID!) { update_flow_run_heartbeat(input: {flow_run_id: $id}) { success } }"
 )
 STATE = "query($id: uuid!) { flow_run_by_pk(id: $id) { state } }"
+FLOW_SETTINGS = "query($id: uuid!) { flow_run_by_pk(id: $id) { flow { settings } } }"
 SET_STATE = (
     "mutation($input: set_flow_run_states_input!) { set_flow_run_states(input: $input) "
     "{ states { id } } }"
@@ -71,6 +72,17 @@ class FlowRunRole:
     def heartbeat(self) -> None:
         self.post(HEARTBEAT, {"id": self.run_id})
 
+    def heartbeat_enabled(self) -> bool:
+        """False if the flow's settings turn heartbeats off (what prefect's runner asks before
+        it starts its own); True when the API cannot say: beating for nothing costs less than
+        a run left without."""
+        try:
+            run = self.post(FLOW_SETTINGS, {"id": self.run_id})["flow_run_by_pk"]
+            return (run or {}).get("flow", {}).get("settings", {}).get("heartbeat_enabled", True)
+        except Exception as exc:
+            logger.debug("cannot read the flow's heartbeat setting: %s", exc)
+            return True
+
     def state(self) -> Optional[str]:
         run = self.post(STATE, {"id": self.run_id})["flow_run_by_pk"]
         return None if run is None else run["state"]
@@ -91,40 +103,3 @@ class FlowRunRole:
             logger.warning("cannot report the flow run's failure to the API: %s", exc)
             return False
         return True
-
-
-class Heartbeat:
-    """Beat for the run while the container prepares (extras), so that the server's
-    Lazarus (10 minutes without a heartbeat) does not resubmit a healthy slow start."""
-
-    FIRST_BEAT_SECONDS = 5.0
-
-    def __init__(
-        self, role: FlowRunRole, interval: Optional[float] = None, first: Optional[float] = None
-    ) -> None:
-        self.role = role
-        self.interval = role.heartbeat_interval if interval is None else interval
-        # The first beat soon (the clock Lazarus reads started at Submitted, before the image
-        # pull), but not at once: a start without extras is over long before, with no request.
-        self.first = min(self.interval, self.FIRST_BEAT_SECONDS) if first is None else first
-        self.stopped = threading.Event()
-        self.beats = 0
-        self._thread = threading.Thread(target=self._run, name="flow-run-heartbeat", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stopped.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        wait = self.first
-        while not self.stopped.wait(wait):
-            try:
-                self.role.heartbeat()
-                self.beats += 1
-            except Exception as exc:  # the API may be briefly away: try again next time
-                logger.debug("flow-run heartbeat failed: %s", exc)
-            wait = self.interval

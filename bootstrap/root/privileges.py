@@ -25,7 +25,7 @@ from typing import Mapping, Optional, Sequence, Tuple
 
 from bootstrap.util.engine import DEFAULT_SOCKET, docker_engine_url_from_env, socket_path
 from bootstrap.util.errors import BootstrapError, PreflightError
-from bootstrap.util.log import configure_logging, logger, register_secrets
+from bootstrap.util.log import configure_logging, environ_log_level, logger, register_secrets
 from bootstrap.util.secrets import environment_secrets
 
 RUNTIME_USER_ENV = "PREFECT_AGENT_USER"
@@ -145,7 +145,6 @@ def drop_privileges(name: Optional[str], socket_path: Path, always: bool = False
 
 
 BOOTSTRAP_COMMAND = "prefect-agent-bootstrap"
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def run_phase_path(environ: Mapping[str, str]) -> str:
@@ -157,9 +156,8 @@ def run_phase_path(environ: Mapping[str, str]) -> str:
 
 def _as_runtime_user(argv: Sequence[str], always: bool, quiet: bool = False) -> int:
     register_secrets(environment_secrets(os.environ))
-    level = os.environ.get("BOOTSTRAP_LOG_LEVEL", "INFO").upper()
     # quiet: a wrapped command's output is its own (warnings and errors only)
-    configure_logging("WARNING" if quiet else level if level in LOG_LEVELS else "INFO")
+    configure_logging("WARNING" if quiet else environ_log_level(os.environ))
     try:
         drop_privileges(os.environ.get(RUNTIME_USER_ENV), docker_socket_path(os.environ), always)
     except BootstrapError as exc:

@@ -7,9 +7,12 @@ import logging
 import re
 import sys
 import time
-from typing import Iterable, Optional, Set
+from typing import Iterable, Mapping, Optional, Set
 
 MASK = "********"
+LOG_LEVEL_ENV = "BOOTSTRAP_LOG_LEVEL"
+LOG_FORMAT_ENV = "BOOTSTRAP_LOG_FORMAT"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 TEXT_FORMAT = "[%(asctime)s] %(levelname)s - bootstrap | %(message)s"
 _secrets: Set[str] = set()
 # Prefect's agents name the flow run in their messages ("Deploying flow run <id> ...").
@@ -75,6 +78,18 @@ def formatter(log_format: str = "text", fmt: str = TEXT_FORMAT) -> logging.Forma
         except ImportError:  # the root phase runs without site-packages: text it is
             pass
     return MaskingFormatter(fmt)
+
+
+def environ_log_level(environ: Mapping[str, str]) -> str:
+    """BOOTSTRAP_LOG_LEVEL, or INFO: a bad value is the settings' to report, not the log's."""
+    level = environ.get(LOG_LEVEL_ENV, "INFO").upper()
+    return level if level in LOG_LEVELS else "INFO"
+
+
+def environ_log_format(environ: Mapping[str, str]) -> str:
+    """BOOTSTRAP_LOG_FORMAT (text or json), or text."""
+    log_format = environ.get(LOG_FORMAT_ENV, "text").lower()
+    return log_format if log_format in ("text", "json") else "text"
 
 
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from testbed.flow_runs import flow_run_containers, logs_saying
+from testbed.flow_runs import flow_run_containers, logs_saying, sleeping_container, wait_final
 from testbed.net import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -137,3 +137,18 @@ def test_metrics_match_what_the_api_recorded(docker_agent_stand) -> None:
     assert samples["prefect_agent_healthy"] == 1
     for step in ("extras", "wait", "tenant", "projects", "preflight"):
         assert f'prefect_agent_bootstrap_step_seconds{{step="{step}"}}' in samples
+
+
+def test_a_flow_run_container_beats_from_the_images_small_process(
+    docker_agent_stand, docker_client
+) -> None:
+    """Not from prefect's ``python -m prefect heartbeat flow-run``, which imports all of
+    prefect for the run's whole life (bootstrap.flowrun.heartbeat)."""
+    stand = docker_agent_stand
+    stand.start_agent()
+    run_id = stand.run(stand.register("sleeps.py"), parameters={"seconds": 10})
+    commands = [p[-1] for p in sleeping_container(docker_client, run_id).top()["Processes"]]
+    assert [c for c in commands if "heartbeat" in c] == [
+        "/opt/prefect/bin/python -m bootstrap.flowrun.heartbeat"
+    ], commands
+    assert wait_final(stand.api, [run_id], timeout=120) == {run_id: "Success"}
