@@ -16,7 +16,8 @@ HOT_PATHS = [
     # prefect agents: docker, local, kubernetes
     "prefect", "prefect.cli", "prefect.agent.docker", "prefect.agent.local",
     "prefect.agent.kubernetes", "kubernetes.client", "kubernetes.config",
-    # a flow run: prefect execute flow-run, its heartbeat, the usual storage and executors
+    # a flow run: prefect execute flow-run, prefect's heartbeat (a run that sets its mode), the
+    # usual storage and executors
     "prefect.cli.execute", "prefect.cli.heartbeat", "prefect.engine.cloud",
     "prefect.storage", "prefect.run_configs", "prefect.executors",
     # LUME flows

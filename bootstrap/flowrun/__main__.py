@@ -17,8 +17,16 @@ import sys
 import urllib.request  # noqa: F401 - loaded now: the stop handler's report must not import
 from typing import Sequence
 
-from bootstrap.flowrun.heartbeat import take_over
+from bootstrap.flowrun.heartbeat import MODE_ENV, take_over
 from bootstrap.flowrun.report import FlowRunRole
+from bootstrap.util.log import (
+    configure_logging,
+    environ_log_format,
+    environ_log_level,
+    logger,
+    register_secrets,
+)
+from bootstrap.util.secrets import environment_secrets
 
 STOP_SIGNALS = (signal.SIGTERM,)
 
@@ -31,6 +39,8 @@ def stopped_message(signum: int) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
+    register_secrets(environment_secrets(os.environ))
+    configure_logging(environ_log_level(os.environ), environ_log_format(os.environ))
     role = FlowRunRole.detect(os.environ, ["prefect", *argv])
 
     def on_stop(signum: int, frame: object) -> None:
@@ -43,11 +53,15 @@ def main(argv: Sequence[str]) -> int:
     heartbeat = take_over(role, os.environ)  # before prefect reads its configuration
     from prefect.cli import cli as prefect_cli
 
+    if heartbeat is not None:  # read: the processes of the flow's tasks keep prefect's default
+        del os.environ[MODE_ENV]
     try:
         prefect_cli.main(args=list(argv), prog_name="prefect")  # exits with its own code
     finally:
         if heartbeat is not None:
-            heartbeat.stdin.close()  # its lifeline: it ends now, not at a request's timeout
+            heartbeat.stdin.close()  # its lifeline: it ends now (or after a request in flight)
+            if heartbeat.poll():
+                logger.warning("the run's heartbeat process died (exit %d)", heartbeat.returncode)
     return 0
 
 

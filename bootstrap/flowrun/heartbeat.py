@@ -11,11 +11,13 @@ measured in the prod image. It starts only once the flow is loaded from storage.
 by the runner's ``finally``, so a runner killed with SIGKILL leaves it beating for a dead run.
 
 This one is standard library only: 0.06 s, 20 MB. It starts before prefect loads, and ends
-when the runner ends, however that happens: its stdin is a pipe that only the runner holds.
-Like prefect's, it is a separate process, so that a task holding the GIL cannot stop it.
+when the runner ends, however that happens: its stdin is a pipe held by the runner (and by
+the processes the runner forks, so it also watches that its parent is still there). Like
+prefect's, it is a separate process, so that a task holding the GIL cannot stop it.
 
 A run whose environment sets ``PREFECT__CLOUD__HEARTBEAT_MODE`` keeps prefect's own heartbeat
-in that mode. A flow whose settings turn heartbeats off gets none, as with prefect.
+in that mode; a mode set only in a ``config.toml`` is not seen, and ``off`` wins over it. A
+flow whose settings turn heartbeats off gets none, as with prefect.
 """
 
 from __future__ import annotations
@@ -26,13 +28,22 @@ import signal
 import subprocess
 import sys
 import threading
-from typing import Any, MutableMapping, Optional
+import time
+from typing import Any, Mapping, MutableMapping, Optional
 
 from bootstrap.flowrun.report import FLOW_RUN_COMMAND, FlowRunRole
-from bootstrap.util.log import logger
+from bootstrap.util.log import (
+    configure_logging,
+    environ_log_format,
+    environ_log_level,
+    logger,
+    register_secrets,
+)
+from bootstrap.util.secrets import environment_secrets
 
 MODE_ENV = "PREFECT__CLOUD__HEARTBEAT_MODE"
 FIRST_BEAT_SECONDS = 5.0
+WATCH_SECONDS = 5.0  # how often it looks whether its runner is still there
 
 
 def first_beat(interval: float) -> float:
@@ -74,20 +85,29 @@ class Heartbeat:
             wait = self.interval
 
 
-def beat(role: FlowRunRole) -> None:
+def beat(role: FlowRunRole) -> Optional[str]:
+    """One heartbeat; why it did not reach the API, if it did not."""
     try:
         role.heartbeat()
     except Exception as exc:  # the API may be briefly away: try again next time
         logger.debug("flow-run heartbeat failed: %s", exc)
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def sets_its_own_mode(environ: Mapping[str, str]) -> bool:
+    """The run chose prefect's heartbeat mode (prefect reads its variables in any case)."""
+    return any(name.upper() == MODE_ENV for name in environ)
 
 
 def take_over(
     role: Optional[FlowRunRole], environ: MutableMapping[str, str]
 ) -> Optional[subprocess.Popen]:
     """Start the run's heartbeat process and turn prefect's off (in ``environ``, which
-    prefect's configuration reads), unless there is no run or it chose a mode of its own.
-    Hold the result for as long as the runner runs: its pipe is the process's lifeline."""
-    if role is None or MODE_ENV in environ:
+    prefect's configuration reads when it loads), unless there is no run or it chose a mode
+    of its own. Hold the result for as long as the runner runs: its pipe is the process's
+    lifeline."""
+    if role is None or sets_its_own_mode(environ):
         return None
     try:
         process = subprocess.Popen(
@@ -105,38 +125,54 @@ def take_over(
     return process
 
 
-def runner_ended(lifeline: int, timeout: float) -> bool:
-    """True once the runner's end of the pipe is closed (it never writes to it)."""
+def runner_ended(lifeline: int, parent: int, timeout: Optional[float]) -> bool:
+    """True once the runner's end of the pipe is closed (it never writes to it), or the
+    runner is gone while a process it forked still holds that end."""
     readable, _, _ = select.select([lifeline], [], [], timeout)
-    return bool(readable)
+    return bool(readable) or os.getppid() != parent
 
 
-def beat_while_the_runner_runs(role: FlowRunRole, lifeline: int) -> int:
-    """Beat every period until the runner ends; the number of beats sent."""
-    beats = 0
-    wait = first_beat(role.heartbeat_interval)
-    while not runner_ended(lifeline, wait):
-        if beats == 0 and not role.heartbeat_enabled():
+def until(moment: float) -> float:
+    return max(0.0, min(WATCH_SECONDS, moment - time.monotonic()))
+
+
+def beat_while_the_runner_runs(role: FlowRunRole, lifeline: int, parent: int) -> int:
+    """Beat every period until the runner ends; the number of beats that reached the API.
+    Failures are said at the first and then at every tenth in a row: a run without a
+    heartbeat is failed by the zombie killer after 10 minutes."""
+    sent = failures = 0
+    next_beat = time.monotonic() + first_beat(role.heartbeat_interval)
+    while not runner_ended(lifeline, parent, until(next_beat)):
+        if time.monotonic() < next_beat:
+            continue
+        if sent == failures == 0 and not role.heartbeat_enabled():
             logger.debug("the flow's settings turn heartbeats off: none sent")
+            while not runner_ended(lifeline, parent, WATCH_SECONDS):
+                pass  # ends with the runner all the same
             break
-        beat(role)
-        beats += 1
-        wait = role.heartbeat_interval
-    return beats
+        next_beat = time.monotonic() + role.heartbeat_interval
+        failure = beat(role)
+        if failure is None:
+            sent, failures = sent + 1, 0
+            continue
+        failures += 1
+        if failures % 10 == 1:
+            logger.warning(
+                "the flow run's heartbeat does not reach the API at %s (%d in a row): %s",
+                role.api_url, failures, failure,
+            )  # fmt: skip
+    return sent
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is the runner's to handle
-    from bootstrap.util.log import configure_logging, environ_log_level, register_secrets
-    from bootstrap.util.secrets import environment_secrets
-
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # its runner's to handle (a direct start)
     register_secrets(environment_secrets(os.environ))
-    configure_logging(environ_log_level(os.environ))
+    configure_logging(environ_log_level(os.environ), environ_log_format(os.environ))
     role = FlowRunRole.detect(os.environ, FLOW_RUN_COMMAND)
     if role is None:
         logger.error("not a flow run launched by an agent: no heartbeat to send")
         return 2
-    beat_while_the_runner_runs(role, sys.stdin.fileno())
+    beat_while_the_runner_runs(role, sys.stdin.fileno(), os.getppid())
     return 0
 
 

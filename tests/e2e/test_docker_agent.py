@@ -146,7 +146,7 @@ def test_a_flow_run_container_beats_from_the_images_small_process(
     prefect for the run's whole life (bootstrap.flowrun.heartbeat)."""
     stand = docker_agent_stand
     stand.start_agent()
-    run_id = stand.run(stand.register("sleeps.py"), parameters={"seconds": 10})
+    run_id = stand.run(stand.register("sleeps.py"), parameters={"seconds": 20})
     commands = [p[-1] for p in sleeping_container(docker_client, run_id).top()["Processes"]]
     assert [c for c in commands if "heartbeat" in c] == [
         "/opt/prefect/bin/python -m bootstrap.flowrun.heartbeat"

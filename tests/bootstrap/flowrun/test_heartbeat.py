@@ -8,6 +8,8 @@ last test runs the server's zombie killer on a clock 120 times faster."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 import subprocess
 import sys
 import time
@@ -108,10 +110,45 @@ def test_a_flow_with_heartbeats_turned_off_gets_none(prefect_api, run_id) -> Non
     env = {**role_env(prefect_api, run_id), "PREFECT__CLOUD__HEARTBEAT_INTERVAL": "0.2"}
     process = subprocess.Popen(HEARTBEAT_PROCESS, env=env, stdin=subprocess.PIPE)
     try:
-        assert process.wait(timeout=20) == 0  # by itself, its pipe still open
+        asked = lambda: prefect_api.requests_for("flow_run_by_pk")  # noqa: E731
+        prefect_api.wait_until(asked, timeout=20, what="the flow's settings asked")
+        time.sleep(1)  # five periods
+        assert process.poll() is None  # no zombie under the runner: it ends with it
+        process.stdin.close()
+        assert process.wait(timeout=10) == 0
     finally:
         process.kill()
     assert beats(prefect_api) == 0
+
+
+def test_heartbeats_that_do_not_reach_the_api_are_said_without_flooding_the_log() -> None:
+    """The first failure and every tenth in a row, with the reason: a run without a
+    heartbeat is failed by the zombie killer after 10 minutes."""
+    env = {
+        "PREFECT__CONTEXT__FLOW_RUN_ID": "run",
+        "PREFECT__CLOUD__API": "http://127.0.0.1:9/graphql",  # nothing listens there
+        "PREFECT__CLOUD__HEARTBEAT_INTERVAL": "0.1",
+    }
+    process = subprocess.Popen(
+        HEARTBEAT_PROCESS, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(3)  # about 25 failed beats
+    process.stdin.close()
+    assert process.wait(timeout=10) == 0
+    said = [line for line in process.stderr.read().splitlines() if "in a row" in line]
+    counts = [int(re.search(r"\((\d+) in a row\)", line).group(1)) for line in said]
+    assert counts[:2] == [1, 11], said
+    assert counts == list(range(1, 10 * len(counts), 10))
+    assert "WARNING" in said[0]
+    assert "Connection refused" in said[0]
+
+
+def gone(process: psutil.Process) -> bool:
+    """Ended (an orphan is reaped by PID 1 a moment later: a zombie counts as ended)."""
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 @pytest.mark.parametrize("mode", [None, "process"], ids=["default", "mode-set-by-the-run"])
@@ -123,6 +160,7 @@ def test_the_runner_beats_from_the_images_process_which_ends_even_with_a_killed_
     sets a mode keeps prefect's heartbeat."""
     extra = {} if mode is None else {MODE_ENV: mode}
     runner = start_runner(runner_env(prefect_api, run_id, prefect_api_tenant, tmp_path, **extra))
+    heartbeat = None
     try:
         wait_task_running(prefect_api, run_id, runner)
         (heartbeat,) = heartbeat_children(runner)
@@ -131,16 +169,15 @@ def test_the_runner_beats_from_the_images_process_which_ends_even_with_a_killed_
         runner.kill()
         runner.wait(timeout=10)
         if mode is None:
-            heartbeat.wait(timeout=10)  # raises if it still runs then (not our child: no code)
-            assert not heartbeat.is_running()
+            prefect_api.wait_until(lambda: gone(heartbeat), timeout=15, what="its end")
         else:  # prefect's: orphaned, still running a while later
             time.sleep(2)
-            assert heartbeat.is_running()
+            assert not gone(heartbeat)
     finally:
         runner.kill()
-        for process in psutil.process_iter(["cmdline"]):
-            if f"-i {run_id}" in " ".join(process.info["cmdline"] or []):
-                process.kill()
+        if heartbeat is not None:  # the orphan, whoever's it is
+            with contextlib.suppress(psutil.NoSuchProcess):
+                heartbeat.kill()
 
 
 def test_a_run_longer_than_the_zombie_killers_window_is_kept_alive(

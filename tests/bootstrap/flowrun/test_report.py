@@ -6,10 +6,12 @@ subprocess."""
 from __future__ import annotations
 
 import signal
+import urllib.error
 
 import pytest
 
-from bootstrap.flowrun.report import FlowRunRole
+from bootstrap.flowrun.report import FLOW_RUN_COMMAND, FlowRunRole
+from testbed.packages import PackageServer, make_tls
 
 from .runs import role_env, runner_env, sleeps_run, start_runner, wait_task_running
 
@@ -58,3 +60,17 @@ def test_a_stop_signal_during_the_run_ends_it_failed_with_the_signal(
     assert run["serialized_state"]["message"].startswith(
         "the flow-run container was stopped by SIGTERM"
     )
+
+
+def test_a_private_ca_given_to_requests_alone_is_trusted_too(tmp_path) -> None:
+    """Prefect's client (requests) reads REQUESTS_CA_BUNDLE; urllib does not. An API behind
+    a private CA set up that way would get prefect's requests and none of the container's."""
+    ca, cert, key = make_tls(tmp_path / "tls")
+    (tmp_path / "root").mkdir()
+    with PackageServer(tmp_path / "root", tls=(cert, key)) as server:
+        env = {"PREFECT__CONTEXT__FLOW_RUN_ID": "run", "PREFECT__CLOUD__API": server.url}
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+            FlowRunRole.detect(env, FLOW_RUN_COMMAND).heartbeat()
+        trusting = FlowRunRole.detect({**env, "REQUESTS_CA_BUNDLE": str(ca)}, FLOW_RUN_COMMAND)
+        with pytest.raises(urllib.error.HTTPError, match="501"):  # through TLS: a file server
+            trusting.heartbeat()
