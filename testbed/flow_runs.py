@@ -44,10 +44,16 @@ def remove_flow_run_containers(client: docker.DockerClient, run_ids: Iterable[st
     for container in client.containers.list(
         all=True, ignore_removed=True, filters={"label": FLOW_RUN_LABEL}
     ):
-        if container.labels.get(FLOW_RUN_LABEL) in wanted:
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True, v=True)
-                removed += 1
+        if container.labels.get(FLOW_RUN_LABEL) not in wanted:
+            continue
+        try:
+            container.remove(force=True, v=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: the agent is removing it already
+                raise
     return removed
 
 
@@ -110,7 +116,6 @@ class AliveContainers:
     same engine, are not counted). ``close()`` ends the watch."""
 
     def __init__(self, docker_client, agent_id: str) -> None:
-        import contextlib
         import threading
 
         self.now: Dict[str, bool] = {}
