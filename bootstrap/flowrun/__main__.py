@@ -23,7 +23,6 @@ from bootstrap.util.log import (
     configure_logging,
     environ_log_format,
     environ_log_level,
-    logger,
     register_secrets,
 )
 from bootstrap.util.secrets import environment_secrets
@@ -53,15 +52,13 @@ def main(argv: Sequence[str]) -> int:
     heartbeat = take_over(role, os.environ)  # before prefect reads its configuration
     from prefect.cli import cli as prefect_cli
 
-    if heartbeat is not None:  # read: the processes of the flow's tasks keep prefect's default
+    if heartbeat is not None:  # prefect has read it: interpreters the tasks start get its default
         del os.environ[MODE_ENV]
     try:
         prefect_cli.main(args=list(argv), prog_name="prefect")  # exits with its own code
     finally:
         if heartbeat is not None:
             heartbeat.stdin.close()  # its lifeline: it ends now (or after a request in flight)
-            if heartbeat.poll():
-                logger.warning("the run's heartbeat process died (exit %d)", heartbeat.returncode)
     return 0
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -96,8 +97,8 @@ def beat(role: FlowRunRole) -> Optional[str]:
 
 
 def sets_its_own_mode(environ: Mapping[str, str]) -> bool:
-    """The run chose prefect's heartbeat mode (prefect reads its variables in any case)."""
-    return any(name.upper() == MODE_ENV for name in environ)
+    """The run chose prefect's heartbeat mode (prefect lower-cases what follows PREFECT__)."""
+    return any(name.startswith("PREFECT__") and name.upper() == MODE_ENV for name in environ)
 
 
 def take_over(
@@ -111,7 +112,7 @@ def take_over(
         return None
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", __name__],
+            [sys.executable, "-m", __name__, str(os.getpid())],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             # Out of the container's process group: docker stop's SIGINT goes to the runner
@@ -122,7 +123,15 @@ def take_over(
         logger.warning("cannot start the flow run's heartbeat process (%s): prefect's runs", exc)
         return None
     environ[MODE_ENV] = "off"
+    threading.Thread(target=say_if_it_dies, args=(process,), daemon=True).start()
     return process
+
+
+def say_if_it_dies(process: subprocess.Popen) -> None:
+    """Reap the heartbeat process when it ends, and say so at once if it failed."""
+    code = process.wait()
+    if code:
+        logger.warning("the flow run's heartbeat process died (exit %d): no heartbeat", code)
 
 
 def runner_ended(lifeline: int, parent: int, timeout: Optional[float]) -> bool:
@@ -147,8 +156,6 @@ def beat_while_the_runner_runs(role: FlowRunRole, lifeline: int, parent: int) ->
             continue
         if sent == failures == 0 and not role.heartbeat_enabled():
             logger.debug("the flow's settings turn heartbeats off: none sent")
-            while not runner_ended(lifeline, parent, WATCH_SECONDS):
-                pass  # ends with the runner all the same
             break
         next_beat = time.monotonic() + role.heartbeat_interval
         failure = beat(role)
@@ -172,7 +179,12 @@ def main() -> int:
     if role is None:
         logger.error("not a flow run launched by an agent: no heartbeat to send")
         return 2
-    beat_while_the_runner_runs(role, sys.stdin.fileno(), os.getppid())
+    if sys.stdin is None or not stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
+        logger.error("stdin must be a pipe from the flow runner: it ends when the runner does")
+        return 2
+    # The runner's pid from the runner itself: it may be gone before this process looks.
+    runner = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else os.getppid()
+    beat_while_the_runner_runs(role, sys.stdin.fileno(), runner)
     return 0
 
 

@@ -34,6 +34,17 @@ SET_STATE = (
 WRITE_LOGS = "mutation($input: write_run_logs_input!) { write_run_logs(input: $input) { success } }"
 
 
+def ssl_context(ca_bundle: str) -> Any:
+    """Trust what requests trusts for this bundle: a file of certificates, or a directory
+    of hashed ones (requests takes either)."""
+    import os
+    import ssl
+
+    if os.path.isdir(ca_bundle):
+        return ssl.create_default_context(capath=ca_bundle)
+    return ssl.create_default_context(cafile=ca_bundle)
+
+
 @dataclass(frozen=True)
 class FlowRunRole:
     """This container runs a flow run launched by an agent."""
@@ -42,7 +53,7 @@ class FlowRunRole:
     api_url: str
     api_key: str = ""
     heartbeat_interval: float = HEARTBEAT_SECONDS
-    ca_bundle: str = ""  # what prefect's client (requests) trusts besides the system's
+    ca_bundle: str = ""  # what prefect's client (requests) trusts instead of the system's
 
     @staticmethod
     def requests_ca_bundle(environ: Mapping[str, str]) -> str:
@@ -72,10 +83,8 @@ class FlowRunRole:
         import urllib.request  # here: a container that never reports does not load it (20 ms)
 
         context = None
-        if self.ca_bundle and self.api_url.startswith("https:"):
-            import ssl
-
-            context = ssl.create_default_context(cafile=self.ca_bundle)
+        if self.ca_bundle and self.api_url.lower().startswith("https:"):
+            context = ssl_context(self.ca_bundle)
         request = urllib.request.Request(self.api_url, body, headers, method="POST")  # noqa: S310
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310
             payload = json.loads(response.read())

@@ -20,6 +20,7 @@ from prefect.engine import state as states
 
 from bootstrap.flowrun.heartbeat import MODE_ENV, Heartbeat
 from bootstrap.flowrun.report import FlowRunRole
+from prefect_api_double import PrefectApiDouble
 
 from .runs import (
     role_env,
@@ -37,6 +38,11 @@ SET_STATES = (
 HEARTBEAT_PROCESS = [sys.executable, "-m", "bootstrap.flowrun.heartbeat"]
 OURS = "bootstrap.flowrun.heartbeat"
 PREFECTS = "prefect heartbeat flow-run"
+UNREACHABLE_API = {
+    "PREFECT__CONTEXT__FLOW_RUN_ID": "run",
+    "PREFECT__CLOUD__API": "http://127.0.0.1:9/graphql",  # nothing listens there
+    "PREFECT__CLOUD__HEARTBEAT_INTERVAL": "0.1",
+}
 
 
 @pytest.fixture
@@ -110,37 +116,81 @@ def test_a_flow_with_heartbeats_turned_off_gets_none(prefect_api, run_id) -> Non
     env = {**role_env(prefect_api, run_id), "PREFECT__CLOUD__HEARTBEAT_INTERVAL": "0.2"}
     process = subprocess.Popen(HEARTBEAT_PROCESS, env=env, stdin=subprocess.PIPE)
     try:
-        asked = lambda: prefect_api.requests_for("flow_run_by_pk")  # noqa: E731
-        prefect_api.wait_until(asked, timeout=20, what="the flow's settings asked")
-        time.sleep(1)  # five periods
-        assert process.poll() is None  # no zombie under the runner: it ends with it
-        process.stdin.close()
-        assert process.wait(timeout=10) == 0
+        assert process.wait(timeout=20) == 0  # by itself, its pipe still open
     finally:
         process.kill()
     assert beats(prefect_api) == 0
 
 
-def test_heartbeats_that_do_not_reach_the_api_are_said_without_flooding_the_log() -> None:
+def test_heartbeats_that_do_not_reach_the_api_are_said_without_flooding_the_log(
+    tmp_path,
+) -> None:
     """The first failure and every tenth in a row, with the reason: a run without a
     heartbeat is failed by the zombie killer after 10 minutes."""
-    env = {
-        "PREFECT__CONTEXT__FLOW_RUN_ID": "run",
-        "PREFECT__CLOUD__API": "http://127.0.0.1:9/graphql",  # nothing listens there
-        "PREFECT__CLOUD__HEARTBEAT_INTERVAL": "0.1",
-    }
-    process = subprocess.Popen(
-        HEARTBEAT_PROCESS, env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    time.sleep(3)  # about 25 failed beats
-    process.stdin.close()
-    assert process.wait(timeout=10) == 0
-    said = [line for line in process.stderr.read().splitlines() if "in a row" in line]
+    log = tmp_path / "stderr"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            HEARTBEAT_PROCESS, env=UNREACHABLE_API, stdin=subprocess.PIPE, stderr=stderr
+        )
+    try:
+        said_21 = lambda: "(21 in a row)" in log.read_text()  # noqa: E731
+        PrefectApiDouble.wait_until(said_21, timeout=60, what="21 failed beats")
+        process.stdin.close()
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+    said = [line for line in log.read_text().splitlines() if "in a row" in line]
     counts = [int(re.search(r"\((\d+) in a row\)", line).group(1)) for line in said]
-    assert counts[:2] == [1, 11], said
-    assert counts == list(range(1, 10 * len(counts), 10))
+    assert counts == list(range(1, 10 * len(counts), 10)), said
+    assert len(counts) >= 3
     assert "WARNING" in said[0]
     assert "Connection refused" in said[0]
+
+
+# A runner that starts the heartbeat process, forks a task process (which inherits the
+# pipe's end and outlives it), then exits.
+FORKING_RUNNER = """
+import os, subprocess, sys, time
+beat = subprocess.Popen([*sys.argv[1:], str(os.getpid())], stdin=subprocess.PIPE)
+task = os.fork()
+if task == 0:
+    time.sleep(60)
+    os._exit(0)
+print(beat.pid, task, flush=True)
+os._exit(0)
+"""
+
+
+def test_it_ends_when_its_runner_is_gone_though_a_forked_process_holds_the_pipe() -> None:
+    """The heartbeat process also watches its parent (every 5 s)."""
+    env = {**UNREACHABLE_API, "PREFECT__CLOUD__HEARTBEAT_INTERVAL": "30"}
+    runner = subprocess.Popen(
+        [sys.executable, "-c", FORKING_RUNNER, *HEARTBEAT_PROCESS],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    heartbeat, task = (psutil.Process(int(pid)) for pid in runner.stdout.readline().split())
+    runner.wait(timeout=10)
+    try:
+        assert not gone(task)  # the pipe's end is still held
+        PrefectApiDouble.wait_until(lambda: gone(heartbeat), timeout=20, what="its end")
+    finally:
+        for process in (heartbeat, task):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+
+
+def test_it_refuses_to_start_without_its_runners_pipe(prefect_api, run_id) -> None:
+    done = subprocess.run(
+        HEARTBEAT_PROCESS,
+        env=role_env(prefect_api, run_id),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "stdin must be a pipe from the flow runner" in done.stderr
 
 
 def gone(process: psutil.Process) -> bool:

@@ -6,7 +6,9 @@ subprocess."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import urllib.error
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +73,19 @@ def test_a_private_ca_given_to_requests_alone_is_trusted_too(tmp_path) -> None:
         env = {"PREFECT__CONTEXT__FLOW_RUN_ID": "run", "PREFECT__CLOUD__API": server.url}
         with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
             FlowRunRole.detect(env, FLOW_RUN_COMMAND).heartbeat()
-        trusting = FlowRunRole.detect({**env, "REQUESTS_CA_BUNDLE": str(ca)}, FLOW_RUN_COMMAND)
-        with pytest.raises(urllib.error.HTTPError, match="501"):  # through TLS: a file server
-            trusting.heartbeat()
+        for bundle in (ca, hashed_directory(ca, tmp_path / "certs")):  # requests takes either
+            trusting = {**env, "REQUESTS_CA_BUNDLE": str(bundle)}
+            role = FlowRunRole.detect(trusting, FLOW_RUN_COMMAND)
+            with pytest.raises(urllib.error.HTTPError, match="501"):  # through TLS: a file server
+                role.heartbeat()
+
+
+def hashed_directory(ca: Path, directory: Path) -> Path:
+    """A directory of certificates named by their subject hash, as OpenSSL looks them up."""
+    subject_hash = subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(ca)],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    directory.mkdir()
+    (directory / f"{subject_hash}.0").write_bytes(ca.read_bytes())
+    return directory
