@@ -21,16 +21,8 @@ from bootstrap.flowrun.heartbeat import Heartbeat
 from bootstrap.flowrun.report import FlowRunRole
 from bootstrap.root.privileges import RUNTIME_USER_ENV, docker_socket_path, drop_privileges
 from bootstrap.util.errors import BootstrapError, ExtrasError, SettingsError
-from bootstrap.util.log import (
-    configure_logging,
-    environ_log_format,
-    environ_log_level,
-    logger,
-    mask,
-    register_secrets,
-)
+from bootstrap.util.log import configure_logging_from, logger, mask
 from bootstrap.util.rundir import ensure_run_dir
-from bootstrap.util.secrets import environment_secrets
 from bootstrap.util.timings import timed
 
 
@@ -38,17 +30,12 @@ from bootstrap.util.timings import timed
 class EntrypointEnv:
     """What the entrypoint reads from its environment."""
 
-    log_level: str
-    log_format: str  # text or json
     runtime_user: Optional[str]  # whom root becomes (the image sets it)
     docker_socket: Path  # whose group the runtime user gets
 
     @classmethod
     def read(cls, environ: Mapping[str, str]) -> EntrypointEnv:
         return cls(
-            # Bad values are reported by the settings later, with the other settings.
-            log_level=environ_log_level(environ),
-            log_format=environ_log_format(environ),
             runtime_user=environ.get(RUNTIME_USER_ENV) or None,
             docker_socket=docker_socket_path(environ),
         )
@@ -59,8 +46,7 @@ def prepare_container(environ: Mapping[str, str], command: Sequence[str] = ()) -
     flow-run container (``command`` is prefect's flow runner), the run's heartbeat goes on
     meanwhile, and a failure ends the run Failed with the installer's reason."""
     env = EntrypointEnv.read(environ)
-    register_secrets(environment_secrets(environ))  # before the first line is logged
-    configure_logging(env.log_level, env.log_format)
+    configure_logging_from(environ)  # bad values: the settings report them later
     logger.debug("Entrypoint started (uid %d): preparing the container", os.getuid())
     drop_privileges(env.runtime_user, env.docker_socket)
     role = FlowRunRole.detect(environ, command)

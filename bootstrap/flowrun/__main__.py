@@ -19,13 +19,7 @@ from typing import Sequence
 
 from bootstrap.flowrun.heartbeat import MODE_ENV, take_over
 from bootstrap.flowrun.report import FlowRunRole
-from bootstrap.util.log import (
-    configure_logging,
-    environ_log_format,
-    environ_log_level,
-    register_secrets,
-)
-from bootstrap.util.secrets import environment_secrets
+from bootstrap.util.log import configure_logging_from
 
 STOP_SIGNALS = (signal.SIGTERM,)
 
@@ -38,8 +32,7 @@ def stopped_message(signum: int) -> str:
 
 
 def main(argv: Sequence[str]) -> int:
-    register_secrets(environment_secrets(os.environ))
-    configure_logging(environ_log_level(os.environ), environ_log_format(os.environ))
+    configure_logging_from(os.environ)
     role = FlowRunRole.detect(os.environ, ["prefect", *argv])
 
     def on_stop(signum: int, frame: object) -> None:

@@ -33,14 +33,7 @@ import time
 from typing import Any, Mapping, MutableMapping, Optional
 
 from bootstrap.flowrun.report import FLOW_RUN_COMMAND, FlowRunRole
-from bootstrap.util.log import (
-    configure_logging,
-    environ_log_format,
-    environ_log_level,
-    logger,
-    register_secrets,
-)
-from bootstrap.util.secrets import environment_secrets
+from bootstrap.util.log import configure_logging_from, logger
 
 MODE_ENV = "PREFECT__CLOUD__HEARTBEAT_MODE"
 FIRST_BEAT_SECONDS = 5.0
@@ -57,8 +50,6 @@ def first_beat(interval: float) -> float:
 class Heartbeat:
     """Beat for the run while the container prepares (extras), so that the server's
     Lazarus (10 minutes without a heartbeat) does not resubmit a healthy slow start."""
-
-    FIRST_BEAT_SECONDS = FIRST_BEAT_SECONDS
 
     def __init__(
         self, role: FlowRunRole, interval: Optional[float] = None, first: Optional[float] = None
@@ -173,8 +164,7 @@ def beat_while_the_runner_runs(role: FlowRunRole, lifeline: int, parent: int) ->
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # its runner's to handle (a direct start)
-    register_secrets(environment_secrets(os.environ))
-    configure_logging(environ_log_level(os.environ), environ_log_format(os.environ))
+    configure_logging_from(os.environ)
     role = FlowRunRole.detect(os.environ, FLOW_RUN_COMMAND)
     if role is None:
         logger.error("not a flow run launched by an agent: no heartbeat to send")

@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Iterable, Mapping, Optional, Set
 
+from bootstrap.util.secrets import environment_secrets
+
 MASK = "********"
 LOG_LEVEL_ENV = "BOOTSTRAP_LOG_LEVEL"
 LOG_FORMAT_ENV = "BOOTSTRAP_LOG_FORMAT"
@@ -90,6 +92,13 @@ def environ_log_format(environ: Mapping[str, str]) -> str:
     """BOOTSTRAP_LOG_FORMAT (text or json), or text."""
     log_format = environ.get(LOG_FORMAT_ENV, "text").lower()
     return log_format if log_format in ("text", "json") else "text"
+
+
+def configure_logging_from(environ: Mapping[str, str]) -> None:
+    """How a process of the image logs before, or without, the settings: the environment's
+    secrets masked (before the first line), at BOOTSTRAP_LOG_LEVEL in BOOTSTRAP_LOG_FORMAT."""
+    register_secrets(environment_secrets(environ))
+    configure_logging(environ_log_level(environ), environ_log_format(environ))
 
 
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:

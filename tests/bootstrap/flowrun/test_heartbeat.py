@@ -18,7 +18,7 @@ import psutil
 import pytest
 from prefect.engine import state as states
 
-from bootstrap.flowrun.heartbeat import MODE_ENV, Heartbeat
+from bootstrap.flowrun.heartbeat import FIRST_BEAT_SECONDS, MODE_ENV, Heartbeat
 from bootstrap.flowrun.report import FlowRunRole
 from prefect_api_double import PrefectApiDouble
 
@@ -83,7 +83,7 @@ def test_a_quick_preparation_sends_no_heartbeat(prefect_api, run_id) -> None:
     role = FlowRunRole(run_id, prefect_api.url, heartbeat_interval=30)
     with Heartbeat(role) as beat:
         pass
-    assert (beat.first, beat.beats) == (Heartbeat.FIRST_BEAT_SECONDS, 0)
+    assert (beat.first, beat.beats) == (FIRST_BEAT_SECONDS, 0)
     assert "update_flow_run_heartbeat" not in prefect_api.fields_called()
     with Heartbeat(role, first=0.5) as beat:
         time.sleep(0.3)
